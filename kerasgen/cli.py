@@ -1,0 +1,90 @@
+"""The `kerasgen` command: argument parsing only; the work is done by library functions."""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="kerasgen", description="Train, sample and export kerasgen models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("list", help="list the registered models")
+
+    train = commands.add_parser("train", help="train a model (resumes its --out folder)")
+    train.add_argument("model", help="a registered model name (see `kerasgen list`)")
+    train.add_argument("--dataset", help="dataset name, tfds:<name>, or a folder of images")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--steps-per-epoch", type=int)
+    train.add_argument("--image-size", type=int, help="resize images to N x N")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--data-dir", help="folder with mnist/, fashion_mnist/ (default: "
+                                          "$KERASGEN_DATA_DIR)")
+    train.add_argument("--out", help="run folder (default: runs/<model>)")
+    train.add_argument("--quantize", default="none", help="TFLite variant to export")
+
+    sample = commands.add_parser("sample", help="write a grid of samples from a run")
+    sample.add_argument("run_dir")
+    sample.add_argument("--num", type=int, default=64)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png)")
+
+    export = commands.add_parser("export", help="export a run as SavedModel or TFLite")
+    export.add_argument("run_dir")
+    export.add_argument("--format", required=True, choices=["saved_model", "tflite"])
+    export.add_argument("--quantize", default="none",
+                        choices=["none", "float16", "dynamic", "int8"])
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"kerasgen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args):
+    # Imported here so that `kerasgen --help` answers without loading TensorFlow.
+    from kerasgen import registry, training
+
+    if args.command == "list":
+        for name in registry.available_models():
+            print(f"{name:12s} {registry.get_preset(name).description}")
+        return 0
+    if args.command == "train":
+        result = training.train(
+            args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+            steps_per_epoch=args.steps_per_epoch, seed=args.seed, out_dir=args.out,
+            image_size=args.image_size, data_dir=args.data_dir, quantize=args.quantize,
+        )
+        print("\n".join(result.summary()))
+        return 0
+    if args.command == "sample":
+        model = training.load_run(args.run_dir)
+        out = args.out or os.path.join(args.run_dir, "sample.png")
+        print(training.write_samples(model, out, num_images=args.num, seed=args.seed))
+        return 0
+    if args.command == "export":
+        model = training.load_run(args.run_dir)
+        name = model.name
+        saved_model, tflite, report = training.export_model(
+            model, args.run_dir, name, formats=(args.format,), quantize=args.quantize)
+        if saved_model:
+            print(f"SavedModel: {saved_model}")
+        if tflite:
+            print(f"TFLite: {tflite} ({report['size_bytes']} bytes, max |diff| vs Keras "
+                  f"{report['max_abs_diff']:.0f} levels, mean {report['mean_abs_diff']:.2f}, "
+                  f"{report['latency_ms']:.2f} ms/batch)")
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

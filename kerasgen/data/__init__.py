@@ -1,0 +1,149 @@
+"""Data: one entry point, `load_dataset`, for embedded, IDX, folder and tfds sources.
+
+Example:
+    >>> dataset = kerasgen.data.load_dataset("digits", batch_size=64, image_size=32)
+    >>> images, labels = next(iter(dataset))  # float32 [64, 32, 32, 1] in [-1, 1], int64 [64]
+"""
+
+from pathlib import Path
+
+from kerasgen.data import sources
+from kerasgen.data.sources import DATA_DIR_ENV, DataError, read_idx
+
+# Named datasets. A path to a folder, or "tfds:<name>", is accepted too.
+DATASETS = {
+    "digits": lambda split, data_dir: sources.load_digits(split),
+    "faces": lambda split, data_dir: sources.load_faces(split),
+    "photos": lambda split, data_dir: sources.load_photos(split),
+    "mnist": lambda split, data_dir: sources.load_idx_dataset("mnist", split, data_dir),
+    "fashion_mnist": lambda split, data_dir: sources.load_idx_dataset(
+        "fashion_mnist", split, data_dir),
+}
+TFDS_PREFIX = "tfds:"
+
+__all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "load_arrays", "load_dataset", "read_idx", "to_float", "to_uint8"]
+
+
+def _is_path(name):
+    return isinstance(name, Path) or "/" in name or name.startswith(".") or Path(name).is_dir()
+
+
+def load_arrays(name, split="train", data_dir=None, image_size=None):
+    """Load a dataset into memory as uint8 NHWC images and int64 labels (or None).
+
+    Args:
+        name: str. A name in `DATASETS`, `"tfds:<name>"`, or a path to a folder of images.
+        split: str. `"train"`, `"test"` or `"all"`. Defaults to `"train"`.
+        data_dir: str. Folder with `mnist/`, `fashion_mnist/` (IDX files) or the tfds data
+            directory for `tfds:` names. Defaults to `$KERASGEN_DATA_DIR`.
+        image_size: int or (int, int). Resize every image to this size. Defaults to None
+            (native size).
+
+    Returns:
+        `(images, labels)`: uint8 `[N, H, W, C]` and int64 `[N]` or None.
+    """
+    name = str(name)
+    image_size = _as_size(image_size)
+    if name.startswith(TFDS_PREFIX):
+        images, labels = sources.load_tfds(name[len(TFDS_PREFIX):], split, data_dir)
+    elif name in DATASETS:
+        images, labels = DATASETS[name](split, data_dir)
+    elif _is_path(name):
+        # Folders are resized per file, since their images may differ in size.
+        return sources.load_folder(name, split, image_size)
+    else:
+        raise DataError(
+            f"Unknown dataset {name!r}. Valid names: {sorted(DATASETS)}, 'tfds:<name>' "
+            "(tensorflow-datasets, online), or a path to a folder of PNG/JPEG/BMP images."
+        )
+    if image_size is not None and images.shape[1:3] != image_size:
+        images = resize_uint8(images, image_size)
+    return images, labels
+
+
+def _as_size(image_size):
+    if image_size is None:
+        return None
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    size = tuple(int(value) for value in image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise DataError(f"image_size must be an int or (height, width), got {image_size!r}.")
+    return size
+
+
+def resize_uint8(images, image_size):
+    """Antialiased bicubic resize of uint8 NHWC images, rounded back to uint8."""
+    import tensorflow as tf
+
+    resized = tf.image.resize(images, image_size, method="bicubic", antialias=True)
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8).numpy()
+
+
+def to_float(images):
+    """uint8 images to float32 in [-1, 1], the range of a tanh generator."""
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def load_dataset(
+    name,
+    batch_size=64,
+    split="train",
+    image_size=None,
+    shuffle=True,
+    seed=0,
+    data_dir=None,
+    with_labels=None,
+    drop_remainder=True,
+    repeat=False,
+):
+    """A batched, prefetched `tf.data.Dataset` of float32 NHWC images in [-1, 1].
+
+    Args:
+        name: str. A name in `DATASETS` (`digits`, `faces`, `photos`, `mnist`,
+            `fashion_mnist`), `"tfds:<name>"`, or a path to a folder of PNG/JPEG/BMP images.
+        batch_size: int. Defaults to 64.
+        split: str. `"train"`, `"test"` or `"all"`. Defaults to `"train"`.
+        image_size: int or (int, int). Resize images to this size. Defaults to None.
+        shuffle: bool. Reshuffle every epoch. Defaults to True.
+        seed: int. Shuffle seed. Defaults to 0.
+        data_dir: str. See `load_arrays`. Defaults to `$KERASGEN_DATA_DIR`.
+        with_labels: bool. Yield `(images, labels)`. Defaults to None: yes where the source
+            has labels.
+        drop_remainder: bool. Drop the last partial batch. Defaults to True.
+        repeat: bool. Repeat forever (use `steps_per_epoch` in `fit`). Defaults to False.
+    """
+    import tensorflow as tf
+
+    if batch_size < 1:
+        raise DataError(f"batch_size must be at least 1, got {batch_size}.")
+    images, labels = load_arrays(name, split, data_dir, image_size)
+    if with_labels and labels is None:
+        raise DataError(f"Dataset {name!r} has no labels; use with_labels=False.")
+    if drop_remainder and len(images) < batch_size:
+        raise DataError(
+            f"Dataset {name!r} ({split}) has {len(images)} images, fewer than one batch of "
+            f"{batch_size}; use a smaller batch_size."
+        )
+    use_labels = labels is not None if with_labels is None else with_labels
+    elements = (images, labels) if use_labels else images
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if use_labels:
+        dataset = dataset.map(lambda x, y: (to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def to_uint8(images):
+    """float images in [-1, 1] to uint8 (rounded, clipped), the inverse of `to_float`."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)

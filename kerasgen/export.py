@@ -1,0 +1,255 @@
+"""Export: SavedModels for TF Serving and TFLite files for LiteRT, with parity checks.
+
+A training wrapper describes what to export with `serving_spec()` (a `ServingSpec`): the inner
+networks and the named endpoints. The wrapper itself (optimizers, discriminator) is never
+exported.
+
+Example:
+    >>> path = export_saved_model(gan, "exports", name="dcgan")   # exports/dcgan/1/
+    >>> tflite = export_tflite(gan, "dcgan_int8.tflite", quantize="int8")
+    >>> report = tflite_parity(tflite, gan)                      # max abs diff, latency
+"""
+
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+# Ops that would need the TF-Select (Flex) runtime or resource variables on device.
+FORBIDDEN_TFLITE_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
+
+
+@dataclasses.dataclass
+class ServingSpec:
+    """What a model exports.
+
+    Args:
+        networks: list of `keras.Model`. The networks whose weights the endpoints use.
+        endpoints: dict. Signature name -> `(function, [tf.TensorSpec, ...])`; each function
+            returns a dict of named outputs, each spec carries the input's name.
+        default: str. The endpoint that is also `serving_default` and that TFLite converts.
+    """
+
+    networks: list
+    endpoints: dict
+    default: str
+
+
+def export_saved_model(model, export_dir, name, version=1):
+    """Write a SavedModel in TF Serving's layout, `<export_dir>/<name>/<version>/`.
+
+    Args:
+        model: a kerasgen training wrapper (anything with `serving_spec()`).
+        export_dir: str. The model base path given to TF Serving.
+        name: str. The model name (TF Serving's `--model_name`).
+        version: int. The version folder. Defaults to 1. An existing version is never
+            overwritten.
+
+    Returns:
+        The `Path` of the version folder.
+    """
+    spec = model.serving_spec()
+    path = Path(export_dir) / name / str(int(version))
+    if path.exists():
+        raise FileExistsError(
+            f"{path} already exists; TF Serving versions are immutable. Pass a higher version "
+            "(CLI: --version N) or another export directory."
+        )
+    archive = keras.export.ExportArchive()
+    for network in spec.networks:
+        archive.track(network)
+    for endpoint_name, (function, input_signature) in spec.endpoints.items():
+        archive.add_endpoint(endpoint_name, function, input_signature=input_signature)
+    # TF Serving serves `serving_default` when a request names no signature.
+    default_function, default_signature = spec.endpoints[spec.default]
+    archive.add_endpoint("serving_default", default_function, input_signature=default_signature)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_out(str(path), verbose=False)
+    return path
+
+
+def signature_summary(saved_model_path):
+    """`{signature: {"inputs": {name: (dtype, shape)}, "outputs": {...}}}` of a SavedModel."""
+    loaded = tf.saved_model.load(str(saved_model_path))
+    summary = {}
+    for name, function in loaded.signatures.items():
+        inputs = function.structured_input_signature[1]
+        summary[name] = {
+            "inputs": {key: (spec.dtype.name, spec.shape.as_list()) for key, spec in inputs.items()},
+            "outputs": {key: (spec.dtype.name, spec.shape.as_list())
+                        for key, spec in function.structured_outputs.items()},
+        }
+    return summary
+
+
+def predict_rest(saved_model_path, request):
+    """Answer a TF Serving REST `:predict` request body the way the server would.
+
+    Supports the row format (`{"instances": [...]}`) and the columnar format
+    (`{"inputs": ...}`), with an optional `"signature_name"`. Use it to try payloads before
+    deploying; the JSON answer has TF Serving's `predictions` / `outputs` shape.
+
+    Args:
+        saved_model_path: str. A version folder written by `export_saved_model`.
+        request: dict or JSON str. The request body.
+    """
+    if isinstance(request, (str, bytes)):
+        request = json.loads(request)
+    loaded = tf.saved_model.load(str(saved_model_path))
+    signature_name = request.get("signature_name", "serving_default")
+    if signature_name not in loaded.signatures:
+        raise ValueError(
+            f"Unknown signature_name {signature_name!r}; this model serves "
+            f"{sorted(loaded.signatures)}."
+        )
+    function = loaded.signatures[signature_name]
+    input_specs = function.structured_input_signature[1]
+    if ("instances" in request) == ("inputs" in request):
+        raise ValueError('A request body needs exactly one of "instances" or "inputs".')
+    if "instances" in request:
+        instances = request["instances"]
+        if all(isinstance(row, dict) for row in instances):
+            columns = {key: [row[key] for row in instances] for key in input_specs}
+        elif len(input_specs) == 1:
+            columns = {next(iter(input_specs)): instances}
+        else:
+            raise ValueError(f"Each instance must name the inputs {sorted(input_specs)}.")
+    else:
+        inputs = request["inputs"]
+        columns = inputs if isinstance(inputs, dict) else {next(iter(input_specs)): inputs}
+    missing = set(input_specs) - set(columns)
+    if missing:
+        raise ValueError(f"Missing inputs {sorted(missing)} for signature {signature_name!r}.")
+    tensors = {key: tf.constant(columns[key], dtype=spec.dtype)
+               for key, spec in input_specs.items()}
+    outputs = {key: value.numpy().tolist() for key, value in function(**tensors).items()}
+    if "inputs" in request:
+        return {"outputs": outputs[next(iter(outputs))] if len(outputs) == 1 else outputs}
+    if len(outputs) == 1:
+        return {"predictions": outputs[next(iter(outputs))]}
+    count = len(next(iter(outputs.values())))
+    return {"predictions": [{key: value[i] for key, value in outputs.items()}
+                            for i in range(count)]}
+
+
+def convert_tflite(saved_model_path, signature, quantize="none", representative_data=None):
+    """Convert one signature of a SavedModel into TFLite flatbuffer bytes, builtin ops only.
+
+    Args:
+        saved_model_path: str. A SavedModel folder.
+        signature: str. The signature to convert.
+        quantize: str. `"none"` (float32), `"float16"` (float16 weights), `"dynamic"` (int8
+            weights, float activations) or `"int8"` (int8 weights and activations, calibrated
+            on `representative_data`). Defaults to `"none"`.
+        representative_data: callable returning an iterable of input lists. Needed for int8.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"Unknown quantize {quantize!r}; valid values: {list(QUANTIZATIONS)}.")
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model_path), signature_keys=[signature])
+    # Builtin ops only: a file that needs the TF-Select (Flex) delegate will not run in LiteRT.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        if representative_data is None:
+            raise ValueError("quantize='int8' needs representative_data to calibrate activations.")
+        converter.representative_dataset = representative_data
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def export_tflite(model, path, quantize="none", saved_model_path=None):
+    """Convert a model's default endpoint into a `.tflite` file and check its ops.
+
+    Args:
+        model: a kerasgen training wrapper (with `serving_spec()` and, for int8,
+            `representative_inputs()`).
+        path: str. The `.tflite` file to write.
+        quantize: str. See `convert_tflite`. Defaults to `"none"`.
+        saved_model_path: str. Convert this SavedModel instead of exporting a temporary one.
+    """
+    path = Path(path)
+    spec = model.serving_spec()
+    representative = (lambda: model.representative_inputs()) if quantize == "int8" else None
+    with tempfile.TemporaryDirectory() as scratch:
+        if saved_model_path is None:
+            saved_model_path = export_saved_model(model, scratch, "model")
+        flatbuffer = convert_tflite(saved_model_path, spec.default, quantize, representative)
+    check_tflite_ops(flatbuffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(flatbuffer)
+    return path
+
+
+def interpreter(model_content_or_path):
+    """A LiteRT interpreter for a `.tflite` path or flatbuffer bytes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(model_content_or_path, (bytes, bytearray)):
+        return Interpreter(model_content=bytes(model_content_or_path))
+    return Interpreter(model_path=str(model_content_or_path))
+
+
+def tflite_ops(model_content_or_path):
+    """Names of the ops in a TFLite model."""
+    runner = interpreter(model_content_or_path)
+    return sorted({op["op_name"] for op in runner._get_ops_details()})
+
+
+def check_tflite_ops(model_content_or_path):
+    """Raise if the model needs TF-Select (Flex) ops or resource variables."""
+    bad = [name for name in tflite_ops(model_content_or_path)
+           if name.startswith("Flex") or name in FORBIDDEN_TFLITE_OPS]
+    if bad:
+        raise ValueError(f"The TFLite model uses ops that LiteRT builtins lack: {bad}.")
+
+
+def tflite_parity(tflite_path, model, inputs=None, repeats=5):
+    """Run a `.tflite` file with LiteRT and compare it with the Keras model's endpoint.
+
+    Args:
+        tflite_path: str. The file written by `export_tflite`.
+        model: the kerasgen training wrapper it was exported from.
+        inputs: list of numpy arrays for the endpoint. Defaults to the first batch of
+            `model.representative_inputs(seed=10_000)` (data the int8 calibration never saw).
+        repeats: int. Timed runs; the median is reported. Defaults to 5.
+
+    Returns:
+        dict with `max_abs_diff`, `mean_abs_diff` (output units: uint8 levels for images),
+        `latency_ms` (per call), `size_bytes`, `has_nan` and `ops`.
+    """
+    spec = model.serving_spec()
+    function, input_signature = spec.endpoints[spec.default]
+    if inputs is None:
+        inputs = next(iter(model.representative_inputs(num_batches=1, seed=10_000)))
+    feed = {tensor_spec.name: np.asarray(value, tensor_spec.dtype.as_numpy_dtype)
+            for tensor_spec, value in zip(input_signature, inputs)}
+    expected = {key: np.asarray(value) for key, value in function(**feed).items()}
+    runner = interpreter(tflite_path)
+    signature_runner = runner.get_signature_runner(spec.default)
+    # One warm-up call, then the timed ones.
+    actual = signature_runner(**feed)
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        actual = signature_runner(**feed)
+        timings.append(time.perf_counter() - start)
+    differences = [np.abs(actual[key].astype(np.float64) - expected[key].astype(np.float64))
+                   for key in expected]
+    return {
+        "max_abs_diff": float(max(diff.max() for diff in differences)),
+        "mean_abs_diff": float(np.mean([diff.mean() for diff in differences])),
+        "latency_ms": 1000.0 * float(np.median(timings)),
+        "size_bytes": Path(tflite_path).stat().st_size,
+        "has_nan": bool(any(np.isnan(actual[key].astype(np.float64)).any() for key in actual)),
+        "ops": tflite_ops(tflite_path),
+    }

@@ -1,0 +1,29 @@
+"""`ModelPreset`: how the registry, the CLI and `kerasgen.training` build and train a family."""
+
+import dataclasses
+from typing import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelPreset:
+    """A registered model: its builder and the defaults of `kerasgen train NAME`.
+
+    Args:
+        name: str. The registry name.
+        description: str. One line for `kerasgen list`.
+        build: callable. `build(image_shape, seed=..., **model_kwargs)` -> uncompiled model.
+        model_kwargs: dict. Keyword arguments of `build` for this preset.
+        dataset: str. Default dataset name.
+        image_size: int. Default image size the data is resized to (None: native).
+        epochs: int. Default number of epochs.
+        batch_size: int. Default batch size.
+    """
+
+    name: str
+    description: str
+    build: Callable
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    dataset: str = "digits"
+    image_size: int = None
+    epochs: int = 10
+    batch_size: int = 64

@@ -1,0 +1,239 @@
+"""Training runs: data -> model -> `fit` with callbacks -> `.keras` -> SavedModel -> TFLite.
+
+A run lives in one folder. Running `train` again on the same folder resumes from its newest
+checkpoint (weights, every optimizer's state, the epoch counter and the random stream), so an
+interrupted run loses at most the epoch it was in.
+
+Run folder layout:
+    run_config.json       settings the run was started with (checked on resume)
+    checkpoints/          epoch_NNNN.keras, the resume point
+    samples/              epoch_NNNN.png, a grid per epoch from fixed latents
+    logs/                 TensorBoard scalars and sample images
+    model.keras           the final model (training wrapper, optimizers included)
+    samples.png           the final sample grid
+    saved_model/<name>/<version>/, <name>[_<quantize>].tflite   exports
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+
+from kerasgen import data as kg_data
+from kerasgen import export
+from kerasgen.callbacks import ResumableCheckpoint, SampleGrid, latest_checkpoint
+from kerasgen.data import to_uint8
+from kerasgen.registry import get_preset
+from kerasgen.visualize import save_image_grid
+
+RUN_CONFIG = "run_config.json"
+FINAL_MODEL = "model.keras"
+EXPORT_FORMATS = ("saved_model", "tflite")
+# Settings that may change when a run is resumed; any other change means a different run.
+RESUMABLE_CHANGES = ("epochs",)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Where a run's artefacts are, and what it measured."""
+
+    run_dir: Path
+    model: keras.Model
+    history: dict
+    initial_epoch: int
+    epochs: int
+    keras_path: Path
+    samples_png: Path
+    saved_model: Path = None
+    tflite: Path = None
+    tflite_report: dict = None
+
+    def summary(self):
+        """Human-readable lines naming every artefact."""
+        lines = [
+            f"run folder:   {self.run_dir}",
+            f"checkpoint:   {self.keras_path}",
+            f"samples:      {self.samples_png}",
+        ]
+        if self.saved_model:
+            lines.append(f"SavedModel:   {self.saved_model}")
+        if self.tflite:
+            report = self.tflite_report
+            lines.append(
+                f"TFLite:       {self.tflite} ({report['size_bytes'] / 1e6:.2f} MB, max |diff| vs "
+                f"Keras {report['max_abs_diff']:.0f} levels, {report['latency_ms']:.1f} ms/batch)"
+            )
+        lines.append(f"TensorBoard:  tensorboard --logdir {self.run_dir / 'logs'}")
+        return lines
+
+
+def _write_json(path, value):
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(value, indent=2, sort_keys=True))
+    partial.replace(path)
+
+
+def _check_resumable(run_dir, config):
+    path = run_dir / RUN_CONFIG
+    if not path.exists():
+        return
+    previous = json.loads(path.read_text())
+    changed = sorted(
+        key for key in set(previous) | set(config)
+        if key not in RESUMABLE_CHANGES and previous.get(key) != config.get(key)
+    )
+    if changed:
+        details = ", ".join(f"{key}: {previous.get(key)!r} -> {config.get(key)!r}" for key in changed)
+        raise ValueError(
+            f"{run_dir} holds a run started with other settings ({details}). Resume it with the "
+            "same settings, or pass another --out folder; nothing in it was changed."
+        )
+
+
+def train(
+    model_name="dcgan",
+    dataset=None,
+    epochs=None,
+    batch_size=None,
+    steps_per_epoch=None,
+    seed=0,
+    out_dir=None,
+    image_size=None,
+    data_dir=None,
+    export_formats=EXPORT_FORMATS,
+    quantize="none",
+    verbose="auto",
+    callbacks=(),
+):
+    """Train a registered model, resuming its run folder if it holds a checkpoint.
+
+    Args:
+        model_name: str. A name in `kerasgen.registry.MODELS`. Defaults to `"dcgan"`.
+        dataset: str. Dataset name or folder (see `kerasgen.data.load_dataset`). Defaults to
+            the preset's.
+        epochs: int. Total epochs of the run (a resumed run trains the rest). Defaults to the
+            preset's.
+        batch_size: int. Defaults to the preset's.
+        steps_per_epoch: int. Batches per epoch (the data repeats). Defaults to one pass.
+        seed: int. Seeds weights, latent stream and shuffling. Defaults to 0.
+        out_dir: str. The run folder. Defaults to `runs/<model_name>`.
+        image_size: int. Resize images to this size. Defaults to the preset's.
+        data_dir: str. See `kerasgen.data.load_arrays`.
+        export_formats: tuple. Any of `"saved_model"`, `"tflite"`. Defaults to both.
+        quantize: str. TFLite quantization (see `kerasgen.export.QUANTIZATIONS`).
+        verbose: `"auto"`, 0, 1 or 2. Passed to `fit`.
+        callbacks: list of extra `keras.callbacks.Callback`.
+
+    Returns:
+        A `TrainResult`.
+    """
+    preset = get_preset(model_name)
+    config = {
+        "model": model_name,
+        "dataset": str(dataset or preset.dataset),
+        "image_size": image_size or preset.image_size,
+        "batch_size": batch_size or preset.batch_size,
+        "steps_per_epoch": steps_per_epoch,
+        "seed": seed,
+        "epochs": epochs or preset.epochs,
+        "model_kwargs": preset.model_kwargs,
+    }
+    run_dir = Path(out_dir or Path("runs") / model_name)
+    _check_resumable(run_dir, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / RUN_CONFIG, config)
+
+    train_data = kg_data.load_dataset(
+        config["dataset"], batch_size=config["batch_size"], image_size=config["image_size"],
+        seed=seed, data_dir=data_dir, repeat=steps_per_epoch is not None,
+    )
+    checkpoint, initial_epoch = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is not None:
+        model = keras.models.load_model(checkpoint)
+        print(f"Resuming {run_dir} from epoch {initial_epoch} ({checkpoint}).")
+    else:
+        image_shape = tuple(_images_spec(train_data).shape[1:])
+        model = preset.build(image_shape, seed=seed, **preset.model_kwargs)
+        model.compile()
+
+    history = {}
+    if initial_epoch < config["epochs"]:
+        fit_history = model.fit(
+            train_data,
+            epochs=config["epochs"],
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=verbose,
+            callbacks=[
+                SampleGrid(run_dir / "samples", seed=seed, log_dir=run_dir / "logs"),
+                keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
+                ResumableCheckpoint(run_dir / "checkpoints"),
+                *callbacks,
+            ],
+        )
+        history = fit_history.history
+
+    keras_path = run_dir / FINAL_MODEL
+    partial = run_dir / f".partial_{FINAL_MODEL}"
+    model.save(partial)
+    partial.replace(keras_path)
+    samples_png = write_samples(model, run_dir / "samples.png", seed=seed,
+                                title=f"{model_name}, epoch {config['epochs']}")
+    result = TrainResult(run_dir, model, history, initial_epoch, config["epochs"], keras_path,
+                         samples_png)
+    if export_formats:
+        result.saved_model, result.tflite, result.tflite_report = export_model(
+            model, run_dir, model_name, export_formats, quantize)
+    return result
+
+
+def _images_spec(dataset):
+    spec = dataset.element_spec
+    return spec[0] if isinstance(spec, tuple) else spec
+
+
+def write_samples(model, path, num_images=64, seed=0, title=None):
+    """Save a grid of `num_images` samples for seeds `seed ..` to `path`."""
+    images = to_uint8(model.generate(model.sample_inputs(num_images, seed))).numpy()
+    return save_image_grid(images, path, title=title)
+
+
+def load_run(run_dir):
+    """The model of a run folder: its final `model.keras`, else its newest checkpoint."""
+    run_dir = Path(run_dir)
+    path = run_dir / FINAL_MODEL
+    if not path.exists():
+        path, _ = latest_checkpoint(run_dir / "checkpoints")
+    if path is None:
+        raise FileNotFoundError(
+            f"{run_dir} holds no {FINAL_MODEL} and no checkpoints/epoch_*.keras; pass the folder "
+            "that `kerasgen train ... --out DIR` wrote."
+        )
+    return keras.models.load_model(path)
+
+
+def export_model(model, run_dir, name, formats=EXPORT_FORMATS, quantize="none"):
+    """Export a model into its run folder; returns `(saved_model, tflite, tflite_report)`.
+
+    The SavedModel goes to a new version folder, `saved_model/<name>/<N+1>/`, so earlier
+    versions (which TF Serving may be serving) are kept.
+    """
+    unknown = set(formats) - set(EXPORT_FORMATS)
+    if unknown:
+        raise ValueError(f"Unknown export format(s) {sorted(unknown)}; valid: {list(EXPORT_FORMATS)}.")
+    if quantize not in export.QUANTIZATIONS:
+        raise ValueError(f"Unknown quantize {quantize!r}; valid: {list(export.QUANTIZATIONS)}.")
+    run_dir = Path(run_dir)
+    saved_model = tflite = report = None
+    if "saved_model" in formats:
+        base = run_dir / "saved_model"
+        versions = [int(p.name) for p in (base / name).glob("*") if p.name.isdigit()]
+        saved_model = export.export_saved_model(model, base, name, version=max(versions, default=0) + 1)
+    if "tflite" in formats:
+        suffix = "" if quantize == "none" else f"_{quantize}"
+        tflite = export.export_tflite(model, run_dir / f"{name}{suffix}.tflite", quantize,
+                                      saved_model_path=saved_model)
+        report = export.tflite_parity(tflite, model)
+    return saved_model, tflite, report
