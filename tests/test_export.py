@@ -64,7 +64,7 @@ def test_existing_version_is_never_overwritten(saved_model, trained_tiny_dcgan):
 
 
 # Bounds in uint8 levels against the Keras generator, on latents the int8 calibration never saw.
-PARITY_BOUNDS = {"none": (1, 0.01), "float16": (2, 0.05), "dynamic": (8, 1.0), "int8": (64, 12.0)}
+PARITY_BOUNDS = {"none": (1, 0.01), "float16": (2, 0.05), "dynamic": (4, 0.5), "int8": (16, 2.0)}
 
 
 @pytest.mark.parametrize("quantize", export.QUANTIZATIONS)
@@ -73,6 +73,9 @@ def test_tflite_variants_run_in_litert_close_to_keras(quantize, trained_tiny_dcg
     path = export.export_tflite(trained_tiny_dcgan, tmp_path / f"g_{quantize}.tflite", quantize,
                                 saved_model_path=saved_model)
     report = export.tflite_parity(path, trained_tiny_dcgan)
+    # Parity means something only if the images vary.
+    reference = to_uint8(trained_tiny_dcgan.generate(trained_tiny_dcgan.sample_inputs(8, 10_000)))
+    assert float(tf.math.reduce_std(tf.cast(reference, tf.float32))) > 5
     max_bound, mean_bound = PARITY_BOUNDS[quantize]
     assert report["max_abs_diff"] <= max_bound and report["mean_abs_diff"] <= mean_bound, report
     assert not report["has_nan"]

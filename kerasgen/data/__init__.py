@@ -146,4 +146,4 @@ def to_uint8(images):
     """float images in [-1, 1] to uint8 (rounded, clipped), the inverse of `to_float`."""
     import tensorflow as tf
 
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+    return tf.cast(tf.clip_by_value(tf.round(images * 127.5 + 127.5), 0.0, 255.0), tf.uint8)

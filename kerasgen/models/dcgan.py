@@ -58,7 +58,9 @@ def _initializer(seed):
 def _batch_norm(name):
     # synchronized=True: batch statistics over the global batch under tf.distribute, so a step
     # on N replicas equals the step on one device; it is plain batch norm on one device.
-    return layers.BatchNormalization(synchronized=True, name=name)
+    # momentum=0.9 is PyTorch's 0.1, as in the reference implementation: Keras' default 0.99
+    # lags far behind a generator that changes every step.
+    return layers.BatchNormalization(momentum=0.9, synchronized=True, name=name)
 
 
 def build_generator(latent_dim, image_shape, base_filters=64, seed=None, name="generator"):

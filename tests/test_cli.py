@@ -1,0 +1,106 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from kerasgen import cli, registry, training
+from kerasgen.callbacks import latest_checkpoint
+
+TINY = ["--image-size", "16", "--batch-size", "32", "--steps-per-epoch", "3"]
+
+
+def _kerasgen(*args, **kwargs):
+    """The installed console script, as a user runs it."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    script = os.path.join(os.path.dirname(sys.executable), "kerasgen")
+    return subprocess.run([script, *args], capture_output=True, text=True, env=env, **kwargs)
+
+
+def test_list_and_unknown_model_errors(capsys):
+    assert cli.main(["list"]) == 0
+    assert "dcgan" in capsys.readouterr().out
+    assert cli.main(["train", "stylegan9"]) == 2
+    assert "Unknown model 'stylegan9'. Valid models: dcgan" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Valid models: dcgan"):
+        registry.get_preset("stylegan9")
+
+
+def test_train_sample_export_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    result = _kerasgen("train", "dcgan", "--epochs", "2", "--out", str(run_dir), *TINY, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("model.keras", "samples.png", "dcgan.tflite", "run_config.json",
+                 "saved_model/dcgan/1/saved_model.pb", "samples/epoch_0002.png",
+                 "checkpoints/epoch_0002.keras"):
+        assert (run_dir / name).exists(), name
+    for printed in ("model.keras", "samples.png", "saved_model/dcgan/1", "dcgan.tflite"):
+        assert str(run_dir / printed) in result.stdout, printed  # it says where they are
+    assert list((run_dir / "logs").rglob("events.out.tfevents.*")), "TensorBoard logs"
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert int(model.g_optimizer.iterations) == 6  # 2 epochs x 3 steps
+
+    assert cli.main(["sample", str(run_dir), "--num", "9", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    assert cli.main(["export", str(run_dir), "--format", "tflite", "--quantize", "int8"]) == 0
+    assert (run_dir / "dcgan_int8.tflite").exists()
+    assert cli.main(["export", str(run_dir), "--format", "saved_model"]) == 0
+    assert (run_dir / "saved_model/dcgan/2/saved_model.pb").exists()  # version 1 kept
+    assert (run_dir / "saved_model/dcgan/1/saved_model.pb").exists()
+
+
+def test_resume_continues_and_refuses_other_settings(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    kwargs = dict(out_dir=run_dir, image_size=16, batch_size=32, steps_per_epoch=2,
+                  export_formats=(), verbose=0)
+    first = training.train("dcgan", epochs=1, **kwargs)
+    resumed = training.train("dcgan", epochs=3, **kwargs)
+    assert resumed.initial_epoch == 1 and len(resumed.history["d_loss"]) == 2
+    assert int(resumed.model.d_optimizer.iterations) == 6
+    assert "Resuming" in capsys.readouterr().out
+    assert first.keras_path == resumed.keras_path
+    with pytest.raises(ValueError, match="other settings .*batch_size: 32 -> 16"):
+        training.train("dcgan", epochs=3, **{**kwargs, "batch_size": 16})
+    assert json.loads((run_dir / "run_config.json").read_text())["batch_size"] == 32
+
+
+def test_sigkill_mid_run_resumes_from_last_epoch(tmp_path):
+    """A run killed by SIGKILL continues from its last checkpoint with the same command."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "kerasgen.cli", "train", "dcgan", "--epochs", "12",
+               "--out", str(run_dir), *TINY]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 300
+    while latest_checkpoint(run_dir / "checkpoints")[1] < 2:
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.time() < deadline, "no checkpoint written in 300 s"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    path, killed_at = latest_checkpoint(run_dir / "checkpoints")
+    assert 2 <= killed_at < 12
+    saved = keras.models.load_model(path)
+    saved_weights = [w.numpy() for w in saved.generator.weights]
+
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Resuming {run_dir} from epoch {killed_at}" in result.stdout
+    final = keras.models.load_model(run_dir / "model.keras")
+    # The checkpoint held all steps up to its epoch; the rerun trained exactly the rest.
+    assert int(saved.g_optimizer.iterations) == killed_at * 3
+    assert int(final.g_optimizer.iterations) == 12 * 3
+    assert f"Epoch {killed_at + 1}/12" in result.stdout and f"Epoch {killed_at}/12" not in result.stdout
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(saved_weights, final.generator.weights))
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    assert cli.main(["train", "dcgan", "--dataset", "nope", "--out", str(tmp_path / "r")]) == 2
+    assert "Unknown dataset 'nope'" in capsys.readouterr().err
+    assert cli.main(["sample", str(tmp_path / "missing")]) == 2
+    assert "holds no model.keras" in capsys.readouterr().err
