@@ -8,6 +8,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerasgen import cli, registry, training
 from kerasgen.callbacks import latest_checkpoint
@@ -41,7 +42,10 @@ def test_train_sample_export_end_to_end(tmp_path):
         assert (run_dir / name).exists(), name
     for printed in ("model.keras", "samples.png", "saved_model/dcgan/1", "dcgan.tflite"):
         assert str(run_dir / printed) in result.stdout, printed  # it says where they are
-    assert list((run_dir / "logs").rglob("events.out.tfevents.*")), "TensorBoard logs"
+    tags = {value.tag for path in (run_dir / "logs").rglob("events.out.tfevents.*")
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value}
+    assert {"samples", "epoch_d_loss", "epoch_g_loss"} <= tags, tags  # TensorBoard images, scalars
     model = keras.models.load_model(run_dir / "model.keras")
     assert int(model.g_optimizer.iterations) == 6  # 2 epochs x 3 steps
 

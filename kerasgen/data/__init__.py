@@ -8,7 +8,7 @@ Example:
 from pathlib import Path
 
 from kerasgen.data import sources
-from kerasgen.data.sources import DATA_DIR_ENV, DataError, read_idx
+from kerasgen.data.sources import DATA_DIR_ENV, DataError, read_idx, resize_uint8
 
 # Named datasets. A path to a folder, or "tfds:<name>", is accepted too.
 DATASETS = {
@@ -70,14 +70,6 @@ def _as_size(image_size):
     if len(size) != 2 or min(size) < 1:
         raise DataError(f"image_size must be an int or (height, width), got {image_size!r}.")
     return size
-
-
-def resize_uint8(images, image_size):
-    """Antialiased bicubic resize of uint8 NHWC images, rounded back to uint8."""
-    import tensorflow as tf
-
-    resized = tf.image.resize(images, image_size, method="bicubic", antialias=True)
-    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8).numpy()
 
 
 def to_float(images):

@@ -124,7 +124,7 @@ def read_idx(path, expected_magic=None):
         with opener(path, "rb") as handle:
             raw = handle.read()
     except FileNotFoundError:
-        raise
+        raise DataError(f"{path} does not exist.") from None
     except (OSError, EOFError) as error:
         raise DataError(
             f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'a file'} ({error}). "
@@ -227,10 +227,16 @@ def decode_image_file(path, channels=0):
     return image.numpy()
 
 
-def load_folder(folder, split="all", image_size=None):
-    """All images of a folder as one uint8 array (grey, or RGB if any file is in colour)."""
+def resize_uint8(images, image_size):
+    """Antialiased bicubic resize of uint8 HWC or NHWC images, rounded back to uint8."""
     import tensorflow as tf
 
+    resized = tf.image.resize(images, image_size, method="bicubic", antialias=True)
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8).numpy()
+
+
+def load_folder(folder, split="all", image_size=None):
+    """All images of a folder as one uint8 array (grey, or RGB if any file is in colour)."""
     _check_split(split, str(folder))
     files = list_image_files(folder)
     decoded = [decode_image_file(path) for path in files]
@@ -241,10 +247,7 @@ def load_folder(folder, split="all", image_size=None):
             # Grey files in a colour folder become RGB; alpha channels are dropped.
             image = decode_image_file(path, channels=channels)
         if image_size is not None and image.shape[:2] != tuple(image_size):
-            image = tf.cast(
-                tf.round(tf.clip_by_value(
-                    tf.image.resize(image, image_size, antialias=True), 0, 255)), tf.uint8
-            ).numpy()
+            image = resize_uint8(image, image_size)
         images.append(image)
     sizes = sorted({image.shape[:2] for image in images})
     if len(sizes) > 1:
