@@ -3,10 +3,12 @@
 Adding a family: its module under `kerasgen/models/`, one line here, one test module.
 """
 
-from kerasgen.models import dcgan
+from kerasgen.models import conditional_gan, dcgan, wgan_gp
 
 MODELS = {
     **dcgan.PRESETS,
+    **conditional_gan.PRESETS,
+    **wgan_gp.PRESETS,
 }
 
 

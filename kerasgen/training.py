@@ -144,17 +144,23 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / RUN_CONFIG, config)
 
-    train_data = kg_data.load_dataset(
-        config["dataset"], batch_size=config["batch_size"], image_size=config["image_size"],
-        seed=seed, data_dir=data_dir, repeat=steps_per_epoch is not None,
-    )
+    images, labels = kg_data.load_arrays(config["dataset"], "train", data_dir, config["image_size"])
+    if preset.uses_labels and labels is None:
+        raise ValueError(
+            f"{model_name} trains on labelled data, and {config['dataset']!r} has no labels; use "
+            "'digits', 'mnist', 'fashion_mnist' or a labelled 'tfds:<name>'.")
+    train_data = kg_data.dataset_from_arrays(
+        images, labels if preset.uses_labels else None, batch_size=config["batch_size"],
+        seed=seed, repeat=steps_per_epoch is not None, description=f"Dataset {config['dataset']!r}")
     checkpoint, initial_epoch = latest_checkpoint(run_dir / "checkpoints")
     if checkpoint is not None:
         model = keras.models.load_model(checkpoint)
         print(f"Resuming {run_dir} from epoch {initial_epoch} ({checkpoint}).")
     else:
-        image_shape = tuple(_images_spec(train_data).shape[1:])
-        model = preset.build(image_shape, seed=seed, **preset.model_kwargs)
+        build_kwargs = dict(preset.model_kwargs)
+        if preset.uses_labels:
+            build_kwargs["num_classes"] = int(labels.max()) + 1
+        model = preset.build(images.shape[1:], seed=seed, **build_kwargs)
         model.compile()
 
     history = {}
@@ -187,11 +193,6 @@ def train(
         result.saved_model, result.tflite, result.tflite_report = export_model(
             model, run_dir, model_name, export_formats, quantize)
     return result
-
-
-def _images_spec(dataset):
-    spec = dataset.element_spec
-    return spec[0] if isinstance(spec, tuple) else spec
 
 
 def write_samples(model, path, num_images=64, seed=0, title=None):

@@ -21,7 +21,8 @@ DATASETS = {
 }
 TFDS_PREFIX = "tfds:"
 
-__all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "load_arrays", "load_dataset", "read_idx", "to_float", "to_uint8"]
+__all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "dataset_from_arrays", "load_arrays",
+           "load_dataset", "read_idx", "to_float", "to_uint8"]
 
 
 def _is_path(name):
@@ -107,16 +108,24 @@ def load_dataset(
         drop_remainder: bool. Drop the last partial batch. Defaults to True.
         repeat: bool. Repeat forever (use `steps_per_epoch` in `fit`). Defaults to False.
     """
+    images, labels = load_arrays(name, split, data_dir, image_size)
+    return dataset_from_arrays(images, labels, batch_size, shuffle, seed, with_labels,
+                               drop_remainder, repeat, description=f"Dataset {name!r} ({split})")
+
+
+def dataset_from_arrays(images, labels=None, batch_size=64, shuffle=True, seed=0,
+                        with_labels=None, drop_remainder=True, repeat=False,
+                        description="The data"):
+    """The `load_dataset` pipeline over in-memory uint8 images (and labels)."""
     import tensorflow as tf
 
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}.")
-    images, labels = load_arrays(name, split, data_dir, image_size)
     if with_labels and labels is None:
-        raise DataError(f"Dataset {name!r} has no labels; use with_labels=False.")
+        raise DataError(f"{description} has no labels; use with_labels=False.")
     if drop_remainder and len(images) < batch_size:
         raise DataError(
-            f"Dataset {name!r} ({split}) has {len(images)} images, fewer than one batch of "
+            f"{description} has {len(images)} images, fewer than one batch of "
             f"{batch_size}; use a smaller batch_size."
         )
     use_labels = labels is not None if with_labels is None else with_labels

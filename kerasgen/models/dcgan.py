@@ -2,7 +2,9 @@
 Convolutional Generative Adversarial Networks", https://arxiv.org/abs/1511.06434.
 
 Builders return functional `keras.Model`s sized from the image shape; `DCGAN` trains them with
-`fit` and is the pattern the other GAN families follow.
+`fit` and is the pattern the other GAN families follow: `ConditionalGAN` and `WGANGP` reuse its
+trunks, its `train_step` (through the `_unpack`/`_generator_call`/`_discriminator_call` hooks)
+and its export.
 
 Example:
     >>> gan = build_dcgan(image_shape=(32, 32, 1), latent_dim=100, seed=0)
@@ -29,6 +31,7 @@ INIT_STDDEV = 0.02
 LEARNING_RATE = 2e-4
 BETA_1 = 0.5
 LEAKY_SLOPE = 0.2
+NORMALIZATIONS = ("batch", "layer", "none")
 
 
 def num_upsamplings(image_shape):
@@ -55,12 +58,55 @@ def _initializer(seed):
     return keras.initializers.RandomNormal(stddev=INIT_STDDEV, seed=seed)
 
 
-def _batch_norm(name):
-    # synchronized=True: batch statistics over the global batch under tf.distribute, so a step
-    # on N replicas equals the step on one device; it is plain batch norm on one device.
-    # momentum=0.9 is PyTorch's 0.1, as in the reference implementation: Keras' default 0.99
-    # lags far behind a generator that changes every step.
-    return layers.BatchNormalization(momentum=0.9, synchronized=True, name=name)
+def _normalization(kind, name):
+    if kind == "batch":
+        # synchronized=True: batch statistics over the global batch under tf.distribute, so a
+        # step on N replicas equals the step on one device. momentum=0.9 is PyTorch's 0.1, as
+        # in the reference implementation: Keras' 0.99 lags far behind a changing generator.
+        return layers.BatchNormalization(momentum=0.9, synchronized=True, name=name)
+    if kind == "layer":
+        # Per-example normalisation, as a gradient penalty needs (WGAN-GP, section 4).
+        return layers.LayerNormalization(axis=[1, 2, 3], name=name)
+    raise ValueError(f"Unknown normalization {kind!r}; valid: {list(NORMALIZATIONS)}.")
+
+
+def generator_trunk(inputs, image_shape, base_filters=64, seed=None):
+    """The DCGAN generator stack from a flat input tensor to an image tensor in [-1, 1]."""
+    height, width, channels = image_shape
+    steps = num_upsamplings(image_shape)
+    start_height, start_width = height // 2 ** steps, width // 2 ** steps
+    filters = base_filters * 2 ** (steps - 1)
+    x = layers.Dense(start_height * start_width * filters, use_bias=False,
+                     kernel_initializer=_initializer(seed), name="project")(inputs)
+    x = _normalization("batch", "project_bn")(x)
+    x = layers.ReLU(name="project_relu")(x)
+    x = layers.Reshape((start_height, start_width, filters), name="to_map")(x)
+    for step in range(steps - 1):
+        filters //= 2
+        x = layers.Conv2DTranspose(filters, KERNEL_SIZE, strides=2, padding="same",
+                                   use_bias=False, kernel_initializer=_initializer(seed),
+                                   name=f"up{step}")(x)
+        x = _normalization("batch", f"up{step}_bn")(x)
+        x = layers.ReLU(name=f"up{step}_relu")(x)
+    # No batch norm on the output layer (section 3 of the paper).
+    x = layers.Conv2DTranspose(channels, KERNEL_SIZE, strides=2, padding="same",
+                               kernel_initializer=_initializer(seed), name="to_image")(x)
+    return layers.Activation("tanh", dtype="float32", name="tanh")(x)
+
+
+def discriminator_trunk(images, image_shape, base_filters=64, seed=None, normalization="batch"):
+    """The DCGAN discriminator stack from images to flat features."""
+    x = images
+    filters = base_filters
+    for step in range(num_upsamplings(image_shape)):
+        x = layers.Conv2D(filters, KERNEL_SIZE, strides=2, padding="same",
+                          use_bias=step == 0 or normalization == "none",
+                          kernel_initializer=_initializer(seed), name=f"down{step}")(x)
+        if step > 0 and normalization != "none":  # none on the input layer (section 3)
+            x = _normalization(normalization, f"down{step}_norm")(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE, name=f"down{step}_lrelu")(x)
+        filters *= 2
+    return layers.Flatten(name="flatten")(x)
 
 
 def build_generator(latent_dim, image_shape, base_filters=64, seed=None, name="generator"):
@@ -76,32 +122,12 @@ def build_generator(latent_dim, image_shape, base_filters=64, seed=None, name="g
 
     Reference: https://arxiv.org/abs/1511.06434 (Figure 1).
     """
-    height, width, channels = image_shape
-    steps = num_upsamplings(image_shape)
-    start_height, start_width = height // 2 ** steps, width // 2 ** steps
-    filters = base_filters * 2 ** (steps - 1)
-
     latent = keras.Input((latent_dim,), name="latent")
-    x = layers.Dense(start_height * start_width * filters, use_bias=False,
-                     kernel_initializer=_initializer(seed), name="project")(latent)
-    x = _batch_norm("project_bn")(x)
-    x = layers.ReLU(name="project_relu")(x)
-    x = layers.Reshape((start_height, start_width, filters), name="to_map")(x)
-    for step in range(steps - 1):
-        filters //= 2
-        x = layers.Conv2DTranspose(filters, KERNEL_SIZE, strides=2, padding="same",
-                                   use_bias=False, kernel_initializer=_initializer(seed),
-                                   name=f"up{step}")(x)
-        x = _batch_norm(f"up{step}_bn")(x)
-        x = layers.ReLU(name=f"up{step}_relu")(x)
-    # No batch norm on the output layer (section 3 of the paper).
-    x = layers.Conv2DTranspose(channels, KERNEL_SIZE, strides=2, padding="same",
-                               kernel_initializer=_initializer(seed), name="to_image")(x)
-    images = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return keras.Model(latent, images, name=name)
+    return keras.Model(latent, generator_trunk(latent, image_shape, base_filters, seed), name=name)
 
 
-def build_discriminator(image_shape, base_filters=64, seed=None, name="discriminator"):
+def build_discriminator(image_shape, base_filters=64, seed=None, normalization="batch",
+                        name="discriminator"):
     """DCGAN discriminator: image in [-1, 1] -> one logit per image.
 
     Args:
@@ -109,24 +135,16 @@ def build_discriminator(image_shape, base_filters=64, seed=None, name="discrimin
         base_filters: int. Filters of the first layer; each later layer doubles them.
             Defaults to 64.
         seed: int. Seed of the weight initialisers. Defaults to None.
+        normalization: str. `"batch"` (the paper's), `"layer"` or `"none"` (for a critic with
+            a gradient penalty). Defaults to `"batch"`.
         name: str. Defaults to `"discriminator"`.
 
     Reference: https://arxiv.org/abs/1511.06434 (section 3).
     """
-    steps = num_upsamplings(image_shape)
     images = keras.Input(tuple(image_shape), name="images")
-    x = images
-    filters = base_filters
-    for step in range(steps):
-        x = layers.Conv2D(filters, KERNEL_SIZE, strides=2, padding="same", use_bias=step == 0,
-                          kernel_initializer=_initializer(seed), name=f"down{step}")(x)
-        if step > 0:  # no batch norm on the input layer (section 3)
-            x = _batch_norm(f"down{step}_bn")(x)
-        x = layers.LeakyReLU(LEAKY_SLOPE, name=f"down{step}_lrelu")(x)
-        filters *= 2
-    x = layers.Flatten(name="flatten")(x)
+    features = discriminator_trunk(images, image_shape, base_filters, seed, normalization)
     logits = layers.Dense(1, dtype="float32", kernel_initializer=_initializer(seed),
-                          name="logit")(x)
+                          name="logit")(features)
     return keras.Model(images, logits, name=name)
 
 
@@ -140,6 +158,15 @@ def latents_from_seeds(seeds, latent_dim):
     )
 
 
+def clone_network(network, name=None):
+    """A copy of a functional network with the same weights (e.g. an EMA generator)."""
+    copy = keras.models.clone_model(network)
+    copy.set_weights(network.get_weights())
+    if name:
+        copy.name = name
+    return copy
+
+
 @keras.saving.register_keras_serializable(package="kerasgen")
 class DCGAN(SeededModel):
     """Trains a generator against a discriminator with `fit`.
@@ -148,6 +175,9 @@ class DCGAN(SeededModel):
         generator: `keras.Model`. Latent vectors `[batch, latent_dim]` -> images in [-1, 1].
         discriminator: `keras.Model`. Images -> logits.
         seed: int. Seed of the latent-vector stream. Defaults to None (random).
+        ema_generator: `keras.Model`. A copy of the generator that `GeneratorEMA` keeps as an
+            exponential moving average; exported and sampled instead of the generator when
+            present. Defaults to None.
 
     Example:
         >>> gan = DCGAN(build_generator(100, (32, 32, 1)), build_discriminator((32, 32, 1)))
@@ -157,44 +187,60 @@ class DCGAN(SeededModel):
     Reference: https://arxiv.org/abs/1511.06434
     """
 
-    def __init__(self, generator, discriminator, seed=None, **kwargs):
+    def __init__(self, generator, discriminator, seed=None, ema_generator=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         self.generator = generator
         self.discriminator = discriminator
+        self.ema_generator = ema_generator
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        # Both networks are functional models, built on construction.
+        # The networks are functional models, built on construction.
         self.built = True
 
     @property
     def latent_dim(self):
-        return self.generator.input_shape[-1]
+        return self.generator.input_shape[-1] if not isinstance(self.generator.input_shape, list) \
+            else self.generator.input_shape[0][-1]
 
     @property
     def image_shape(self):
         return tuple(self.generator.output_shape[1:])
 
     @property
+    def inference_generator(self):
+        """The EMA generator when there is one, else the generator."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
-    def call(self, latents, training=False):
-        return self.generator(latents, training=training)
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
 
-    def compile(self, d_optimizer=None, g_optimizer=None, loss="non_saturating", **kwargs):
+    def default_optimizers(self):
+        """The paper's optimizers: Adam(2e-4, beta_1=0.5) for both networks."""
+        return (keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1),
+                keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1))
+
+    default_loss = "non_saturating"
+
+    def compile(self, d_optimizer=None, g_optimizer=None, loss=None, **kwargs):
         """Configure training.
 
         Args:
-            d_optimizer: `keras.optimizers.Optimizer` for the discriminator. Defaults to
-                Adam(2e-4, beta_1=0.5), the paper's.
+            d_optimizer: `keras.optimizers.Optimizer` for the discriminator. Defaults to the
+                family's (`default_optimizers`).
             g_optimizer: `keras.optimizers.Optimizer` for the generator. Defaults likewise.
-            loss: str. A name in `kerasgen.losses.GAN_LOSSES`. Defaults to
-                `"non_saturating"`, the paper's.
+            loss: str. A name in `kerasgen.losses.GAN_LOSSES`. Defaults to the family's
+                (`"non_saturating"` for DCGAN, the paper's).
         """
+        loss = loss or self.default_loss
         losses.get_gan_loss(loss)  # fail early on an unknown name
         super().compile(optimizer=None, **kwargs)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1)
+        default_d, default_g = self.default_optimizers()
+        self.d_optimizer = d_optimizer or default_d
+        self.g_optimizer = g_optimizer or default_g
         self.loss_name = loss
         # Built now so that `.keras` loading finds their slots and restores their moments.
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -214,23 +260,41 @@ class DCGAN(SeededModel):
             loss=config["loss"],
         )
 
+    # --- hooks that conditional subclasses override -----------------------------------------
+
+    def _unpack(self, data):
+        """`(images, labels or None)` from a batch of `fit` data."""
+        return (data[0] if isinstance(data, (tuple, list)) else data), None
+
+    def _generator_call(self, network, latents, labels, training):
+        return network(latents, training=training)
+
+    def _discriminator_call(self, images, labels, training):
+        return self.discriminator(images, training=training)
+
+    def _draw_latents(self, batch):
+        """z ~ N(0, I) drawn for the global batch, this replica's rows (see kerasgen.distribute)."""
+        return batch.slice(keras.random.normal(
+            (batch.global_batch_size, self.latent_dim), seed=self.seed_generator))
+
+    # --- training ---------------------------------------------------------------------------
+
     def train_step(self, data):
-        real_images = data[0] if isinstance(data, (tuple, list)) else data
+        real_images, labels = self._unpack(data)
         batch = ReplicaBatch(tf.shape(real_images)[0])
         d_loss_fn, g_loss_fn = losses.get_gan_loss(self.loss_name)
 
-        # 1. Sample a minibatch of noise z ~ N(0, I), drawn for the global batch so that each
-        #    replica trains on different z (kerasgen.distribute explains why).
-        latents = batch.slice(keras.random.normal(
-            (batch.global_batch_size, self.latent_dim), seed=self.seed_generator))
+        # 1. Sample a minibatch of noise z ~ N(0, I) (conditional models reuse the real labels).
+        latents = self._draw_latents(batch)
 
         with tf.GradientTape() as g_tape:
-            fake_images = self.generator(latents, training=True)
+            fake_images = self._generator_call(self.generator, latents, labels, training=True)
 
             # 2. Update D on the real minibatch and on G(z) (G held fixed).
             with g_tape.stop_recording(), tf.GradientTape() as d_tape:
-                real_logits = self.discriminator(real_images, training=True)
-                fake_logits = self.discriminator(tf.stop_gradient(fake_images), training=True)
+                real_logits = self._discriminator_call(real_images, labels, training=True)
+                fake_logits = self._discriminator_call(
+                    tf.stop_gradient(fake_images), labels, training=True)
                 d_per_example = d_loss_fn(real_logits, fake_logits)
                 d_loss = batch.mean(d_per_example)
             d_gradients = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
@@ -240,7 +304,8 @@ class DCGAN(SeededModel):
             # 3. Update G through the updated D on the same G(z), as the reference
             #    implementation does (github.com/pytorch/examples/blob/main/dcgan/main.py):
             #    one generator forward pass per step instead of two.
-            g_per_example = g_loss_fn(self.discriminator(fake_images, training=True))
+            g_per_example = g_loss_fn(
+                self._discriminator_call(fake_images, labels, training=True))
             g_loss = batch.mean(g_per_example)
         g_gradients = g_tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_gradients, self.generator.trainable_variables))
@@ -255,30 +320,41 @@ class DCGAN(SeededModel):
         config.update({
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "ema_generator": (keras.saving.serialize_keras_object(self.ema_generator)
+                              if self.ema_generator is not None else None),
         })
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
-        config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        for key in ("generator", "discriminator", "ema_generator"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
     # --- inference, used by callbacks, the CLI and export -----------------------------------
+
+    def _check_latents(self, latents):
+        shape = tuple(latents.shape)
+        if len(shape) != 2 or shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"Latent vectors must have shape [batch, {self.latent_dim}], got {list(shape)}.")
 
     def sample_inputs(self, num_images, seed=0):
         """Latent vectors for seeds `seed .. seed + num_images - 1` (as the export signature)."""
         return latents_from_seeds(tf.range(seed, seed + num_images), self.latent_dim)
 
-    def generate(self, latents):
-        """Images in [-1, 1] for latent vectors, in inference mode."""
-        return self.generator(latents, training=False)
+    def generate(self, inputs):
+        """Images in [-1, 1] for what `sample_inputs` returns, in inference mode."""
+        latents = tf.convert_to_tensor(inputs, tf.float32)
+        self._check_latents(latents)
+        return self.inference_generator(latents, training=False)
 
     def serving_spec(self):
         """The exported generator and its signatures (see `kerasgen.export`)."""
         latent_dim = self.latent_dim
-        generator = self.generator
+        generator = self.inference_generator
 
         def generate(latent):
             return {"images": to_uint8(generator(latent, training=False))}
@@ -303,7 +379,7 @@ class DCGAN(SeededModel):
             yield [self.sample_inputs(batch_size, seed=seed + index * batch_size).numpy()]
 
 
-def build_dcgan(image_shape, latent_dim=100, base_filters=64, seed=None):
+def build_dcgan(image_shape, latent_dim=100, base_filters=64, seed=None, ema=False):
     """A `DCGAN` with paper-default networks sized from `image_shape`.
 
     Args:
@@ -311,11 +387,15 @@ def build_dcgan(image_shape, latent_dim=100, base_filters=64, seed=None):
         latent_dim: int. Size of z. Defaults to 100 (the paper's).
         base_filters: int. Width of both networks. Defaults to 64.
         seed: int. Seeds the initialisers and the latent stream. Defaults to None.
+        ema: bool. Add an EMA copy of the generator (train it with `GeneratorEMA`).
+            Defaults to False.
     """
+    generator = build_generator(latent_dim, image_shape, base_filters, seed=seed)
     return DCGAN(
-        build_generator(latent_dim, image_shape, base_filters, seed=seed),
+        generator,
         build_discriminator(image_shape, base_filters, seed=seed),
         seed=seed,
+        ema_generator=clone_network(generator, "ema_generator") if ema else None,
         name="dcgan",
     )
 

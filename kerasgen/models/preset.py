@@ -17,6 +17,7 @@ class ModelPreset:
         image_size: int. Default image size the data is resized to (None: native).
         epochs: int. Default number of epochs.
         batch_size: int. Default batch size.
+        uses_labels: bool. Trains on `(images, labels)`; `build` gets `num_classes`.
     """
 
     name: str
@@ -27,3 +28,4 @@ class ModelPreset:
     image_size: int = None
     epochs: int = 10
     batch_size: int = 64
+    uses_labels: bool = False

@@ -1,0 +1,193 @@
+"""Class-conditional GAN: a generator fed a label embedding (Mirza & Osindero 2014,
+https://arxiv.org/abs/1411.1784) against a projection discriminator (Miyato & Koyama 2018,
+https://arxiv.org/abs/1802.05637), on DCGAN trunks and DCGAN's `train_step`.
+
+Example:
+    >>> gan = build_conditional_gan((32, 32, 1), num_classes=10, seed=0)
+    >>> gan.compile()
+    >>> gan.fit(kerasgen.data.load_dataset("digits", image_size=32), epochs=1)
+    >>> sevens = gan.generate((gan.sample_inputs(8)[0], tf.fill([8], 7)))
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from kerasgen.data import to_uint8
+from kerasgen.export import ServingSpec
+from kerasgen.models.dcgan import (
+    DCGAN, clone_network, discriminator_trunk, generator_trunk, latents_from_seeds)
+from kerasgen.models.preset import ModelPreset
+
+LABEL_EMBEDDING = "label_embedding"
+
+
+def build_conditional_generator(latent_dim, num_classes, image_shape, base_filters=64, seed=None,
+                                name="generator"):
+    """Generator `(latent, label) -> image`: z concatenated with a learned label embedding.
+
+    Args:
+        latent_dim: int. Size of z; also the size of the label embedding.
+        num_classes: int. Number of labels, `0 .. num_classes - 1`.
+        image_shape: (int, int, int). Output (height, width, channels).
+        base_filters: int. Defaults to 64.
+        seed: int. Seed of the weight initialisers. Defaults to None.
+        name: str. Defaults to `"generator"`.
+
+    Reference: https://arxiv.org/abs/1411.1784
+    """
+    latent = keras.Input((latent_dim,), name="latent")
+    label = keras.Input((), dtype="int32", name="label")
+    embedded = layers.Embedding(num_classes, latent_dim, name=LABEL_EMBEDDING)(label)
+    inputs = layers.Concatenate(name="latent_and_label")([latent, embedded])
+    images = generator_trunk(inputs, image_shape, base_filters, seed)
+    return keras.Model([latent, label], images, name=name)
+
+
+def build_projection_discriminator(num_classes, image_shape, base_filters=64, seed=None,
+                                   normalization="batch", name="discriminator"):
+    """Discriminator `(image, label) -> logit`: psi(phi(x)) + <embed(y), phi(x)>.
+
+    Args:
+        num_classes: int. Number of labels.
+        image_shape: (int, int, int). Input (height, width, channels).
+        base_filters: int. Defaults to 64.
+        seed: int. Defaults to None.
+        normalization: str. See `kerasgen.models.dcgan.build_discriminator`.
+        name: str. Defaults to `"discriminator"`.
+
+    Reference: https://arxiv.org/abs/1802.05637 (equation 3).
+    """
+    images = keras.Input(tuple(image_shape), name="images")
+    label = keras.Input((), dtype="int32", name="label")
+    features = discriminator_trunk(images, image_shape, base_filters, seed, normalization)
+    unconditional = layers.Dense(1, dtype="float32", name="logit")(features)
+    embedded = layers.Embedding(num_classes, features.shape[-1], name=LABEL_EMBEDDING)(label)
+    projection = layers.Dot(axes=1, name="projection")([embedded, features])
+    logits = layers.Add(name="conditional_logit", dtype="float32")([unconditional, projection])
+    return keras.Model([images, label], logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ConditionalGAN(DCGAN):
+    """Trains a class-conditional generator with `fit` on `(images, labels)` batches.
+
+    The fake batch of each step uses the real batch's labels, so the label distribution of
+    the fakes is the data's. Args are `DCGAN`'s; both networks take `[x, label]`.
+
+    Example:
+        >>> gan = ConditionalGAN(build_conditional_generator(100, 10, (32, 32, 1)),
+        ...                      build_projection_discriminator(10, (32, 32, 1)))
+
+    Reference: https://arxiv.org/abs/1411.1784, https://arxiv.org/abs/1802.05637
+    """
+
+    @property
+    def num_classes(self):
+        return self.generator.get_layer(LABEL_EMBEDDING).input_dim
+
+    def _unpack(self, data):
+        if not isinstance(data, (tuple, list)) or len(data) < 2:
+            raise ValueError(
+                "ConditionalGAN trains on (images, labels) batches; load data with labels, e.g. "
+                "load_dataset('mnist', with_labels=True).")
+        return data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)
+
+    def _generator_call(self, network, latents, labels, training):
+        return network([latents, labels], training=training)
+
+    def _discriminator_call(self, images, labels, training):
+        return self.discriminator([images, labels], training=training)
+
+    def _check_labels(self, labels):
+        labels = tf.convert_to_tensor(labels)
+        if not labels.dtype.is_integer:
+            raise ValueError(f"Labels must be integers, got {labels.dtype.name}.")
+        if tf.size(labels) and (int(tf.reduce_min(labels)) < 0
+                                or int(tf.reduce_max(labels)) >= self.num_classes):
+            raise ValueError(
+                f"Labels must be in [0, {self.num_classes - 1}], got values from "
+                f"{int(tf.reduce_min(labels))} to {int(tf.reduce_max(labels))}.")
+        return tf.cast(labels, tf.int32)
+
+    def sample_inputs(self, num_images, seed=0):
+        """`(latents, labels)`: latents for seeds `seed ..`, labels cycling through the classes."""
+        latents = latents_from_seeds(tf.range(seed, seed + num_images), self.latent_dim)
+        return latents, tf.range(num_images, dtype=tf.int32) % self.num_classes
+
+    def generate(self, inputs):
+        """Images in [-1, 1] for `(latents, labels)`, in inference mode."""
+        latents, labels = inputs
+        latents = tf.convert_to_tensor(latents, tf.float32)
+        self._check_latents(latents)
+        labels = self._check_labels(labels)
+        if labels.shape[0] != latents.shape[0]:
+            raise ValueError(f"{latents.shape[0]} latent vectors but {labels.shape[0]} labels.")
+        return self.inference_generator([latents, labels], training=False)
+
+    def serving_spec(self):
+        """Signatures taking labels next to latents or seeds (see `kerasgen.export`)."""
+        latent_dim = self.latent_dim
+        generator = self.inference_generator
+
+        def generate(latent, label):
+            return {"images": to_uint8(generator([latent, label], training=False))}
+
+        def generate_from_seed(seeds, label):
+            return generate(latents_from_seeds(seeds, latent_dim), label)
+
+        label_spec = tf.TensorSpec([None], tf.int32, name="label")
+        return ServingSpec(
+            networks=[generator],
+            endpoints={
+                "generate": (generate, [
+                    tf.TensorSpec([None, latent_dim], tf.float32, name="latent"), label_spec]),
+                "generate_from_seed": (generate_from_seed, [
+                    tf.TensorSpec([None], tf.int32, name="seeds"), label_spec]),
+            },
+            default="generate",
+        )
+
+    def representative_inputs(self, num_batches=32, batch_size=8, seed=0):
+        """Calibration inputs for full-int8 TFLite: z ~ N(0, I) and every class."""
+        for index in range(num_batches):
+            latents, labels = self.sample_inputs(batch_size, seed=seed + index * batch_size)
+            yield [latents.numpy(), ((labels + index) % self.num_classes).numpy()]
+
+
+def build_conditional_gan(image_shape, num_classes, latent_dim=100, base_filters=64, seed=None,
+                          ema=False):
+    """A `ConditionalGAN` with DCGAN-sized networks.
+
+    Args:
+        image_shape: (int, int, int). Training image (height, width, channels).
+        num_classes: int. Number of labels in the data.
+        latent_dim: int. Defaults to 100.
+        base_filters: int. Defaults to 64.
+        seed: int. Defaults to None.
+        ema: bool. Add an EMA copy of the generator (see `GeneratorEMA`). Defaults to False.
+    """
+    generator = build_conditional_generator(latent_dim, num_classes, image_shape, base_filters,
+                                            seed=seed)
+    return ConditionalGAN(
+        generator,
+        build_projection_discriminator(num_classes, image_shape, base_filters, seed=seed),
+        seed=seed,
+        ema_generator=clone_network(generator, "ema_generator") if ema else None,
+        name="cgan",
+    )
+
+
+PRESETS = {
+    "cgan": ModelPreset(
+        name="cgan",
+        description="Conditional GAN (label embedding + projection discriminator); digits",
+        build=build_conditional_gan,
+        model_kwargs={"latent_dim": 100, "base_filters": 64},
+        dataset="digits",
+        image_size=32,
+        epochs=60,
+        batch_size=64,
+        uses_labels=True,
+    ),
+}
