@@ -38,6 +38,16 @@ def _parser():
     export.add_argument("--format", required=True, choices=["saved_model", "tflite"])
     export.add_argument("--quantize", default="none",
                         choices=["none", "float16", "dynamic", "int8"])
+    evaluate = commands.add_parser("evaluate", help="FD / KID / classifier score of a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--metric", default="fd", choices=["fd", "kid", "score"])
+    evaluate.add_argument("--num-samples", type=int, default=10000)
+    evaluate.add_argument("--reference", default="test", choices=["train", "test"])
+    evaluate.add_argument("--features", default="domain", choices=["domain", "inception"])
+    evaluate.add_argument("--classifier", help="domain classifier run folder (default: "
+                                               "runs/classifier[_<dataset>])")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -73,6 +83,8 @@ def _run(args):
         return 0
     if args.command == "export":
         model = training.load_run(args.run_dir)
+        if not hasattr(model, "serving_spec"):
+            raise ValueError(f"{args.run_dir} holds a {model.name!r} model, which has no export.")
         name = model.name
         saved_model, tflite, report = training.export_model(
             model, args.run_dir, name, formats=(args.format,), quantize=args.quantize)
@@ -82,6 +94,19 @@ def _run(args):
             print(f"TFLite: {tflite} ({report['size_bytes']} bytes, max |diff| vs Keras "
                   f"{report['max_abs_diff']:.0f} levels, mean {report['mean_abs_diff']:.2f}, "
                   f"{report['latency_ms']:.2f} ms/batch)")
+        return 0
+    if args.command == "evaluate":
+        from kerasgen import evaluation
+
+        result = evaluation.evaluate_run(
+            args.run_dir, metric=args.metric, num_samples=args.num_samples,
+            reference=args.reference, feature_set=args.features, classifier_dir=args.classifier,
+            data_dir=args.data_dir, seed=args.seed)
+        label = {"fd": "Frechet distance", "kid": "KID", "score": "classifier score"}[args.metric]
+        floor = "real test images" if args.metric == "score" else "real train vs test"
+        print(f"{label} ({result['features']} features, {result['num_samples']} samples, "
+              f"{result['dataset']} {result['reference']}): {result['value']:.4f}   "
+              f"floor ({floor}): {result['floor']:.4f}")
         return 0
     raise AssertionError(args.command)
 

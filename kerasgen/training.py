@@ -44,18 +44,21 @@ class TrainResult:
     initial_epoch: int
     epochs: int
     keras_path: Path
-    samples_png: Path
+    samples_png: Path = None
+    test_metrics: dict = None
     saved_model: Path = None
     tflite: Path = None
     tflite_report: dict = None
 
     def summary(self):
         """Human-readable lines naming every artefact."""
-        lines = [
-            f"run folder:   {self.run_dir}",
-            f"checkpoint:   {self.keras_path}",
-            f"samples:      {self.samples_png}",
-        ]
+        lines = [f"run folder:   {self.run_dir}", f"checkpoint:   {self.keras_path}"]
+        if self.samples_png:
+            lines.append(f"samples:      {self.samples_png}")
+        if self.test_metrics:
+            lines.append("test:         " + ", ".join(
+                f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                for key, value in self.test_metrics.items()))
         if self.saved_model:
             lines.append(f"SavedModel:   {self.saved_model}")
         if self.tflite:
@@ -139,7 +142,7 @@ def train(
         "epochs": epochs or preset.epochs,
         "model_kwargs": preset.model_kwargs,
     }
-    run_dir = Path(out_dir or Path("runs") / model_name)
+    run_dir = Path(out_dir or default_run_dir(model_name, config["dataset"], preset))
     _check_resumable(run_dir, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / RUN_CONFIG, config)
@@ -161,8 +164,18 @@ def train(
         if preset.uses_labels:
             build_kwargs["num_classes"] = int(labels.max()) + 1
         model = preset.build(images.shape[1:], seed=seed, **build_kwargs)
-        model.compile()
+        if preset.compile is not None:
+            preset.compile(model)
+        else:
+            model.compile()
 
+    callbacks = [
+        keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
+        ResumableCheckpoint(run_dir / "checkpoints"),
+        *callbacks,
+    ]
+    if preset.generative:
+        callbacks.insert(0, SampleGrid(run_dir / "samples", seed=seed, log_dir=run_dir / "logs"))
     history = {}
     if initial_epoch < config["epochs"]:
         fit_history = model.fit(
@@ -172,12 +185,7 @@ def train(
             steps_per_epoch=steps_per_epoch,
             shuffle=False,  # the dataset shuffles itself
             verbose=verbose,
-            callbacks=[
-                SampleGrid(run_dir / "samples", seed=seed, log_dir=run_dir / "logs"),
-                keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
-                ResumableCheckpoint(run_dir / "checkpoints"),
-                *callbacks,
-            ],
+            callbacks=callbacks,
         )
         history = fit_history.history
 
@@ -185,14 +193,35 @@ def train(
     partial = run_dir / f".partial_{FINAL_MODEL}"
     model.save(partial)
     partial.replace(keras_path)
-    samples_png = write_samples(model, run_dir / "samples.png", seed=seed,
-                                title=f"{model_name}, epoch {config['epochs']}")
-    result = TrainResult(run_dir, model, history, initial_epoch, config["epochs"], keras_path,
-                         samples_png)
+    result = TrainResult(run_dir, model, history, initial_epoch, config["epochs"], keras_path)
+    if not preset.generative:
+        result.test_metrics = evaluate_classifier(model, config, data_dir)
+        _write_json(run_dir / "metrics.json", result.test_metrics)
+        return result
+    result.samples_png = write_samples(model, run_dir / "samples.png", seed=seed,
+                                       title=f"{model_name}, epoch {config['epochs']}")
     if export_formats:
         result.saved_model, result.tflite, result.tflite_report = export_model(
             model, run_dir, model_name, export_formats, quantize)
     return result
+
+
+def default_run_dir(model_name, dataset, preset):
+    """`runs/<model>`, or `runs/<model>_<dataset>` for data other than the preset's."""
+    if dataset == preset.dataset:
+        return Path("runs") / model_name
+    label = Path(dataset).name if "/" in dataset else dataset.replace(":", "_")
+    return Path("runs") / f"{model_name}_{label}"
+
+
+def evaluate_classifier(model, config, data_dir=None):
+    """Test-split loss and accuracy of a classifier run."""
+    images, labels = kg_data.load_arrays(config["dataset"], "test", data_dir, config["image_size"])
+    test_data = kg_data.dataset_from_arrays(images, labels, batch_size=500, shuffle=False,
+                                            drop_remainder=False)
+    values = model.evaluate(test_data, verbose=0, return_dict=True)
+    return {f"test_{key}": float(value) for key, value in values.items()} | {
+        "test_examples": int(len(images))}
 
 
 def write_samples(model, path, num_images=64, seed=0, title=None):

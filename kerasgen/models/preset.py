@@ -18,6 +18,9 @@ class ModelPreset:
         epochs: int. Default number of epochs.
         batch_size: int. Default batch size.
         uses_labels: bool. Trains on `(images, labels)`; `build` gets `num_classes`.
+        generative: bool. Samples, sample grids and generator export apply. Defaults to True.
+        compile: callable. `compile(model)`; defaults to `model.compile()` (the family's
+            paper defaults).
     """
 
     name: str
@@ -29,3 +32,5 @@ class ModelPreset:
     epochs: int = 10
     batch_size: int = 64
     uses_labels: bool = False
+    generative: bool = True
+    compile: Callable = None

@@ -1,0 +1,138 @@
+"""`kerasgen evaluate`: FD, KID or classifier score of a generative run, with the real floor.
+
+The floor is the same figure between two real samples (the train and test splits), i.e. what
+a perfect generator would score at this sample size.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kerasgen import data as kg_data
+from kerasgen import features, metrics
+from kerasgen.registry import get_preset
+from kerasgen.training import RUN_CONFIG, default_run_dir, load_run
+
+METRICS = ("fd", "kid", "score")
+FEATURES = ("domain", "inception")
+
+
+def _run_config(run_dir):
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; pass a folder written by `kerasgen train`.")
+    return json.loads(path.read_text())
+
+
+def domain_classifier_dir(dataset):
+    """Where `kerasgen train classifier --dataset DATASET` puts its run by default."""
+    return default_run_dir("classifier", dataset, get_preset("classifier"))
+
+
+def load_domain_classifier(dataset, image_shape, classifier_dir=None):
+    """The trained domain classifier for a dataset, checked against the image shape."""
+    folder = Path(classifier_dir) if classifier_dir else domain_classifier_dir(dataset)
+    if not (folder / "model.keras").exists():
+        raise FileNotFoundError(
+            f"No domain classifier for dataset {dataset!r} at {folder}. Train one with "
+            f"`kerasgen train classifier --dataset {dataset}`, pass --classifier DIR, or use "
+            "--features inception.")
+    classifier = load_run(folder)
+    if tuple(classifier.input_shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"The classifier at {folder} takes images of shape {classifier.input_shape[1:]}, the "
+            f"run makes {tuple(image_shape)}; train one at that size (--image-size).")
+    return classifier
+
+
+def generated_batches(model, num_samples, batch_size=250, seed=0):
+    """Images in [-1, 1] from `model`, for seeds `seed ..`, in batches."""
+    for start in range(0, num_samples, batch_size):
+        count = min(batch_size, num_samples - start)
+        yield model.generate(model.sample_inputs(count, seed=seed + start))
+
+
+def _batches(images, batch_size=250):
+    for start in range(0, len(images), batch_size):
+        yield kg_data.to_float(images[start:start + batch_size])
+
+
+def _make_metric(name, extractor, probabilities):
+    if name == "fd":
+        return metrics.FrechetDistance(feature_extractor=extractor)
+    if name == "kid":
+        return metrics.KernelInceptionDistance(feature_extractor=extractor)
+    return metrics.ClassifierScore(classifier=probabilities)
+
+
+def _measure(name, metric, real_batches, other_batches):
+    for batch in real_batches:
+        if name == "score":
+            metric.update_state(batch)
+        else:
+            metric.update_state(real=batch)
+    for batch in other_batches:
+        if name != "score":
+            metric.update_state(fake=batch)
+    return float(metric.result())
+
+
+def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feature_set="domain",
+                 classifier_dir=None, data_dir=None, inception_weights="imagenet", seed=0):
+    """Score a generative run against real data.
+
+    Args:
+        run_dir: str. A generative run folder.
+        metric: str. `"fd"` (Frechet distance), `"kid"` or `"score"` (classifier score).
+        num_samples: int. Generated samples, and real samples per side of the floor.
+        reference: str. Real split compared with: `"train"` or `"test"`.
+        feature_set: str. `"domain"` (kerasgen's classifier) or `"inception"` (InceptionV3).
+        classifier_dir: str. Domain classifier run. Defaults to `runs/classifier[_<dataset>]`.
+        data_dir: str. See `kerasgen.data`.
+        inception_weights: see `kerasgen.features.inception_extractor`.
+        seed: int. First sample seed.
+
+    Returns:
+        dict with `metric`, `value`, `floor` (the real train-vs-test figure; for the score,
+        the real test images' score), `num_samples`, `features`.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"Unknown metric {metric!r}; valid: {list(METRICS)}.")
+    if feature_set not in FEATURES:
+        raise ValueError(f"Unknown features {feature_set!r}; valid: {list(FEATURES)}.")
+    if reference not in ("train", "test"):
+        raise ValueError(f"reference must be 'train' or 'test', got {reference!r}.")
+    if metric == "score" and feature_set != "domain":
+        raise ValueError("The classifier score needs the domain classifier (--features domain).")
+    config = _run_config(run_dir)
+    model = load_run(run_dir)
+    image_shape = model.image_shape
+    if feature_set == "domain":
+        classifier = load_domain_classifier(config["dataset"], image_shape, classifier_dir)
+        extractor = features.domain_extractor(classifier)
+        probabilities = features.domain_probabilities(classifier)
+    else:
+        extractor = features.inception_extractor(inception_weights, channels=image_shape[-1])
+        probabilities = None
+
+    def real(split):
+        images, _ = kg_data.load_arrays(config["dataset"], split, data_dir, config["image_size"])
+        if len(images) > num_samples:
+            images = images[np.random.default_rng(seed).choice(len(images), num_samples,
+                                                               replace=False)]
+        return images
+
+    reference_images = real(reference)
+    fakes = list(generated_batches(model, num_samples, seed=seed))
+    if metric == "score":
+        value = _measure(metric, _make_metric(metric, extractor, probabilities), fakes, [])
+        floor = _measure(metric, _make_metric(metric, extractor, probabilities),
+                         _batches(reference_images), [])
+    else:
+        value = _measure(metric, _make_metric(metric, extractor, probabilities),
+                         _batches(reference_images), fakes)
+        floor = _measure(metric, _make_metric(metric, extractor, probabilities),
+                         _batches(real("train")), _batches(real("test")))
+    return {"metric": metric, "value": value, "floor": floor, "num_samples": num_samples,
+            "reference": reference, "features": feature_set, "dataset": config["dataset"]}
