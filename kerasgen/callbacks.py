@@ -1,6 +1,7 @@
 """Training callbacks: sample grids (PNG and TensorBoard) and resumable checkpoints."""
 
 import re
+import time
 from pathlib import Path
 
 import keras
@@ -127,3 +128,25 @@ class GeneratorEMA(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._update()
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops `fit` once `seconds` of training have passed (checked after each batch).
+
+    Args:
+        seconds: float. The wall-clock budget.
+    """
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.start = None
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.perf_counter() - self.start >= self.seconds:
+            self.model.stop_training = True

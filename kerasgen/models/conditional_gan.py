@@ -15,6 +15,7 @@ from keras import layers
 
 from kerasgen.data import to_uint8
 from kerasgen.export import ServingSpec
+from kerasgen.layers import LabelEmbedding
 from kerasgen.models.dcgan import (
     DCGAN, clone_network, discriminator_trunk, generator_trunk, latents_from_seeds)
 from kerasgen.models.preset import ModelPreset
@@ -38,14 +39,14 @@ def build_conditional_generator(latent_dim, num_classes, image_shape, base_filte
     """
     latent = keras.Input((latent_dim,), name="latent")
     label = keras.Input((), dtype="int32", name="label")
-    embedded = layers.Embedding(num_classes, latent_dim, name=LABEL_EMBEDDING)(label)
+    embedded = LabelEmbedding(num_classes, latent_dim, seed=seed, name=LABEL_EMBEDDING)(label)
     inputs = layers.Concatenate(name="latent_and_label")([latent, embedded])
     images = generator_trunk(inputs, image_shape, base_filters, seed)
     return keras.Model([latent, label], images, name=name)
 
 
 def build_projection_discriminator(num_classes, image_shape, base_filters=64, seed=None,
-                                   normalization="batch", name="discriminator"):
+                                   normalization="layer", name="discriminator"):
     """Discriminator `(image, label) -> logit`: psi(phi(x)) + <embed(y), phi(x)>.
 
     Args:
@@ -53,7 +54,9 @@ def build_projection_discriminator(num_classes, image_shape, base_filters=64, se
         image_shape: (int, int, int). Input (height, width, channels).
         base_filters: int. Defaults to 64.
         seed: int. Defaults to None.
-        normalization: str. See `kerasgen.models.dcgan.build_discriminator`.
+        normalization: str. See `kerasgen.models.dcgan.build_discriminator`. Defaults to
+            `"layer"`: the paper's discriminator has no batch norm (it uses spectral norm), and
+            per-example normalisation keeps the real and fake batches independent.
         name: str. Defaults to `"discriminator"`.
 
     Reference: https://arxiv.org/abs/1802.05637 (equation 3).
@@ -62,7 +65,10 @@ def build_projection_discriminator(num_classes, image_shape, base_filters=64, se
     label = keras.Input((), dtype="int32", name="label")
     features = discriminator_trunk(images, image_shape, base_filters, seed, normalization)
     unconditional = layers.Dense(1, dtype="float32", name="logit")(features)
-    embedded = layers.Embedding(num_classes, features.shape[-1], name=LABEL_EMBEDDING)(label)
+    # Named apart from the generator's embedding: replicas of two variables with one path
+    # get mixed up under MirroredStrategy (one replica then has no gradient for it).
+    embedded = LabelEmbedding(num_classes, features.shape[-1], seed=seed,
+                              name="label_projection")(label)
     projection = layers.Dot(axes=1, name="projection")([embedded, features])
     logits = layers.Add(name="conditional_logit", dtype="float32")([unconditional, projection])
     return keras.Model([images, label], logits, name=name)
@@ -84,7 +90,7 @@ class ConditionalGAN(DCGAN):
 
     @property
     def num_classes(self):
-        return self.generator.get_layer(LABEL_EMBEDDING).input_dim
+        return self.generator.get_layer(LABEL_EMBEDDING).num_classes
 
     def _unpack(self, data):
         if not isinstance(data, (tuple, list)) or len(data) < 2:
