@@ -36,17 +36,3 @@ class ReplicaBatch:
         start = self.replica_id * self.local_batch_size
         return global_values[start:start + self.local_batch_size]
 
-
-def dense_gradients(gradients, variables):
-    """Gradients as one dense tensor per variable: sparse ones densified, missing ones zero.
-
-    Every replica must all-reduce the same structure. A sparse gradient (an embedding
-    gather) is all-gathered with a per-replica shape, and a `None` one is left out, so either
-    can make replicas disagree on the collective and abort the step under MirroredStrategy.
-    """
-    return [
-        tf.zeros_like(variable) if gradient is None
-        else tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices)
-        else gradient
-        for gradient, variable in zip(gradients, variables)
-    ]

@@ -32,6 +32,18 @@ def data_dir():
     pytest.skip("no KERASGEN_DATA_DIR with mnist/ (CI sets it to ../shared/data)")
 
 
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Two MirroredStrategy objects in one process reuse collective keys, so a second one can
+    pair its all-reduces with the first one's and abort; create it once, as users should.
+    """
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")[:2]]
+    assert len(devices) == 2, "the CPU is split into two logical devices above"
+    return tf.distribute.MirroredStrategy(devices)
+
+
 def random_images(count=16, size=16, channels=1, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (count, size, size, channels)).astype("float32")
 

@@ -145,7 +145,7 @@ def test_gradient_penalty_against_closed_form():
     np.testing.assert_allclose(penalty, [(np.linalg.norm(w) - 1.0) ** 2] * 4, rtol=1e-4)
 
 
-def test_wgan_gp_round_trip_and_mirrored_step(tmp_path):
+def test_wgan_gp_round_trip_and_mirrored_step(tmp_path, mirrored_strategy):
     gan = tiny_wgan(seed=4)
     gan.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
     gan.save(tmp_path / "w.keras")
@@ -154,7 +154,6 @@ def test_wgan_gp_round_trip_and_mirrored_step(tmp_path):
     assert int(loaded.d_optimizer.iterations) == 6
 
     images = random_images(16, seed=9)
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
 
     def one_step(strategy):
         with strategy.scope():
@@ -165,20 +164,14 @@ def test_wgan_gp_round_trip_and_mirrored_step(tmp_path):
             history.history
 
     single, single_history = one_step(tf.distribute.get_strategy())
-    mirrored, mirrored_history = one_step(tf.distribute.MirroredStrategy(devices))
+    mirrored, mirrored_history = one_step(mirrored_strategy)
     assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < 1e-5
     for name in ("d_loss", "g_loss", "gradient_penalty"):
         assert mirrored_history[name][0] == pytest.approx(single_history[name][0], rel=1e-4, abs=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known bug, issue 3 open: on two replicas the conditional GAN's step differs from the "
-    "single-device step (max weight difference ~0.29, varying run to run), and after another "
-    "MirroredStrategy in the same process the gradient all-reduce can abort with a collective "
-    "shape mismatch. DCGAN and WGAN-GP are exact."))
-def test_conditional_gan_mirrored_step_equals_single_device():
+def test_conditional_gan_mirrored_step_equals_single_device(mirrored_strategy):
     images, labels = labelled(16, seed=3)
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
 
     def one_step(strategy):
         with strategy.scope():
@@ -188,7 +181,7 @@ def test_conditional_gan_mirrored_step_equals_single_device():
         return [w.numpy() for w in model.generator.weights + model.discriminator.weights]
 
     single = one_step(tf.distribute.get_strategy())
-    mirrored = one_step(tf.distribute.MirroredStrategy(devices))
+    mirrored = one_step(mirrored_strategy)
     assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < 1e-5
 
 

@@ -7,10 +7,10 @@ import keras
 class LabelEmbedding(keras.layers.Layer):
     """A learned vector per integer label: `[batch]` -> `[batch, output_dim]`.
 
-    Training multiplies a one-hot by the matrix, so its gradient is dense: an embedding
-    gather's sparse gradient all-reduces in a replica-dependent order under
-    MirroredStrategy and aborts the step. Inference gathers rows, which TFLite runs as a
-    builtin GATHER (int8 too) and which rejects labels outside `[0, num_classes)`.
+    Training multiplies a one-hot by the matrix, so the gradient is a plain dense tensor that
+    tf.distribute all-reduces like any other weight's. Inference gathers rows, which TFLite
+    runs as a builtin GATHER (int8 too; a one-hot matmul lost most of its accuracy in int8
+    here) and which rejects labels outside `[0, num_classes)`.
 
     Args:
         num_classes: int. Number of labels.

@@ -64,9 +64,10 @@ def build_projection_discriminator(num_classes, image_shape, base_filters=64, se
     images = keras.Input(tuple(image_shape), name="images")
     label = keras.Input((), dtype="int32", name="label")
     features = discriminator_trunk(images, image_shape, base_filters, seed, normalization)
-    unconditional = layers.Dense(1, dtype="float32", name="logit")(features)
-    # Named apart from the generator's embedding: replicas of two variables with one path
-    # get mixed up under MirroredStrategy (one replica then has no gradient for it).
+    unconditional = layers.Dense(1, dtype="float32", name="logit",
+                                 kernel_initializer=keras.initializers.RandomNormal(
+                                     stddev=0.02, seed=seed))(features)
+    # Named apart from the generator's embedding, so that every variable path is unique.
     embedded = LabelEmbedding(num_classes, features.shape[-1], seed=seed,
                               name="label_projection")(label)
     projection = layers.Dot(axes=1, name="projection")([embedded, features])

@@ -19,7 +19,7 @@ from keras import layers
 
 from kerasgen import losses
 from kerasgen.data import to_uint8
-from kerasgen.distribute import ReplicaBatch, dense_gradients
+from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import SeededModel
 from kerasgen.models.preset import ModelPreset
@@ -297,8 +297,7 @@ class DCGAN(SeededModel):
                     tf.stop_gradient(fake_images), labels, training=True)
                 d_per_example = d_loss_fn(real_logits, fake_logits)
                 d_loss = batch.mean(d_per_example)
-            d_variables = self.discriminator.trainable_variables
-            d_gradients = dense_gradients(d_tape.gradient(d_loss, d_variables), d_variables)
+            d_gradients = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(
                 zip(d_gradients, self.discriminator.trainable_variables))
 
@@ -308,8 +307,7 @@ class DCGAN(SeededModel):
             g_per_example = g_loss_fn(
                 self._discriminator_call(fake_images, labels, training=True))
             g_loss = batch.mean(g_per_example)
-        g_variables = self.generator.trainable_variables
-        g_gradients = dense_gradients(g_tape.gradient(g_loss, g_variables), g_variables)
+        g_gradients = g_tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_gradients, self.generator.trainable_variables))
 
         # 4. Track per-example losses: the trackers' SUM-on-read totals give global means.

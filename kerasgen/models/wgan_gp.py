@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from kerasgen import losses
-from kerasgen.distribute import ReplicaBatch, dense_gradients
+from kerasgen.distribute import ReplicaBatch
 from kerasgen.models.dcgan import DCGAN, build_discriminator, build_generator, clone_network
 from kerasgen.models.preset import ModelPreset
 
@@ -88,8 +88,7 @@ class WGANGP(DCGAN):
                 penalty = self._gradient_penalty(real_images, fake_images, labels, batch)
                 d_per_example = d_loss_fn(real_scores, fake_scores)
                 d_loss = batch.mean(d_per_example + self.gp_weight * penalty)
-            d_variables = self.discriminator.trainable_variables
-            d_gradients = dense_gradients(d_tape.gradient(d_loss, d_variables), d_variables)
+            d_gradients = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(
                 zip(d_gradients, self.discriminator.trainable_variables))
 
@@ -100,8 +99,7 @@ class WGANGP(DCGAN):
             g_per_example = g_loss_fn(
                 self._discriminator_call(fake_images, labels, training=True))
             g_loss = batch.mean(g_per_example)
-        g_variables = self.generator.trainable_variables
-        g_gradients = dense_gradients(g_tape.gradient(g_loss, g_variables), g_variables)
+        g_gradients = g_tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_gradients, self.generator.trainable_variables))
 
         # 3. Track the last critic step's losses per example (global means, see DCGAN).
