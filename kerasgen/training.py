@@ -121,7 +121,8 @@ def train(
         steps_per_epoch: int. Batches per epoch (the data repeats). Defaults to one pass.
         seed: int. Seeds weights, latent stream and shuffling. Defaults to 0.
         out_dir: str. The run folder. Defaults to `runs/<model_name>`.
-        image_size: int. Resize images to this size. Defaults to the preset's.
+        image_size: int. Resize images to this size. Defaults to the preset's for the
+            preset's dataset, else the native size.
         data_dir: str. See `kerasgen.data.load_arrays`.
         export_formats: tuple. Any of `"saved_model"`, `"tflite"`. Defaults to both.
         quantize: str. TFLite quantization (see `kerasgen.export.QUANTIZATIONS`).
@@ -132,10 +133,12 @@ def train(
         A `TrainResult`.
     """
     preset = get_preset(model_name)
+    dataset = str(dataset or preset.dataset)
     config = {
         "model": model_name,
-        "dataset": str(dataset or preset.dataset),
-        "image_size": image_size or preset.image_size,
+        "dataset": dataset,
+        # The preset's size is for its own data (e.g. 8x8 digits -> 32x32); others keep theirs.
+        "image_size": image_size or (preset.image_size if dataset == preset.dataset else None),
         "batch_size": batch_size or preset.batch_size,
         "steps_per_epoch": steps_per_epoch,
         "seed": seed,
