@@ -17,7 +17,7 @@ from kerasgen.data import to_uint8
 from kerasgen.export import ServingSpec
 from kerasgen.layers import LabelEmbedding
 from kerasgen.models.dcgan import (
-    DCGAN, clone_network, discriminator_trunk, generator_trunk, latents_from_seeds)
+    DCGAN, discriminator_trunk, ema_copy, generator_trunk, latents_from_seeds)
 from kerasgen.models.preset import ModelPreset
 
 LABEL_EMBEDDING = "label_embedding"
@@ -180,7 +180,7 @@ def build_conditional_gan(image_shape, num_classes, latent_dim=100, base_filters
         generator,
         build_projection_discriminator(num_classes, image_shape, base_filters, seed=seed),
         seed=seed,
-        ema_generator=clone_network(generator, "ema_generator") if ema else None,
+        ema_generator=ema_copy(generator, ema),
         name="cgan",
     )
 

@@ -167,6 +167,11 @@ def clone_network(network, name=None):
     return copy
 
 
+def ema_copy(generator, ema):
+    """The EMA generator a builder passes on: a copy of `generator` if `ema`, else None."""
+    return clone_network(generator, "ema_generator") if ema else None
+
+
 @keras.saving.register_keras_serializable(package="kerasgen")
 class DCGAN(SeededModel):
     """Trains a generator against a discriminator with `fit`.
@@ -395,7 +400,7 @@ def build_dcgan(image_shape, latent_dim=100, base_filters=64, seed=None, ema=Fal
         generator,
         build_discriminator(image_shape, base_filters, seed=seed),
         seed=seed,
-        ema_generator=clone_network(generator, "ema_generator") if ema else None,
+        ema_generator=ema_copy(generator, ema),
         name="dcgan",
     )
 

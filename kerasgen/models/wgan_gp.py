@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from kerasgen import losses
 from kerasgen.distribute import ReplicaBatch
-from kerasgen.models.dcgan import DCGAN, build_discriminator, build_generator, clone_network
+from kerasgen.models.dcgan import DCGAN, build_discriminator, build_generator, ema_copy
 from kerasgen.models.preset import ModelPreset
 
 # Algorithm 1 of the paper: lambda = 10, n_critic = 5, Adam(1e-4, beta_1=0, beta_2=0.9).
@@ -135,7 +135,7 @@ def build_wgan_gp(image_shape, latent_dim=128, base_filters=64, critic_steps=CRI
         critic_steps=critic_steps,
         gp_weight=gp_weight,
         seed=seed,
-        ema_generator=clone_network(generator, "ema_generator") if ema else None,
+        ema_generator=ema_copy(generator, ema),
         name="wgan_gp",
     )
 
