@@ -14,7 +14,8 @@ from kerasgen import features, metrics
 from kerasgen.registry import get_preset
 from kerasgen.training import RUN_CONFIG, default_run_dir, load_run
 
-METRICS = ("fd", "kid", "score")
+METRICS = ("fd", "kid", "score")  # sample quality; likelihood models add "nll"
+LIKELIHOOD_REPORT = "likelihood.json"
 FEATURES = ("domain", "inception")
 
 
@@ -136,3 +137,40 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
                          _batches(real("train")), _batches(real("test")))
     return {"metric": metric, "value": value, "floor": floor, "num_samples": num_samples,
             "reference": reference, "features": feature_set, "dataset": config["dataset"]}
+
+
+def evaluate_likelihood(run_dir, num_importance_samples=5000, num_images=None, split="test",
+                        data_dir=None, seed=0):
+    """Importance-sampled NLL and negative ELBO (nats) of a likelihood model's run.
+
+    The protocol of the IWAE paper's tables: every test image of the run's dataset, binarised
+    once with a fixed seed for a Bernoulli decoder, k = 5000 samples. The report is also
+    written to `RUN_DIR/likelihood.json`.
+
+    Args:
+        run_dir: str. A run of a VAE-family model.
+        num_importance_samples: int. k. Defaults to 5000.
+        num_images: int. Evaluate the first N images of the split only. Defaults to all.
+        split: str. Defaults to `"test"`.
+        data_dir: str. See `kerasgen.data`.
+        seed: int. Seeds the binarisation and the importance samples. Defaults to 0.
+    """
+    if num_importance_samples < 1:
+        raise ValueError(f"--k must be at least 1, got {num_importance_samples}.")
+    config = _run_config(run_dir)
+    model = load_run(run_dir)
+    if not hasattr(model, "importance_sampled_nll"):
+        raise ValueError(f"{run_dir} holds a {model.name!r} model, which has no likelihood; "
+                         "--metric nll is for the VAE family (fd, kid or score for GANs).")
+    images, labels = kg_data.load_arrays(config["dataset"], split, data_dir, config["image_size"])
+    if num_images is not None:
+        images, labels = images[:num_images], None if labels is None else labels[:num_images]
+    from kerasgen.models.vae import log_likelihood_report
+
+    report = log_likelihood_report(
+        model, images, labels if get_preset(config["model"]).uses_labels else None,
+        num_samples=num_importance_samples, seed=seed)
+    report.update({"metric": "nll", "dataset": config["dataset"], "split": split})
+    path = Path(run_dir) / LIKELIHOOD_REPORT
+    path.write_text(json.dumps(report, indent=2, sort_keys=True))
+    return report

@@ -3,13 +3,14 @@
 Adding a family: its module under `kerasgen/models/`, one line here, one test module.
 """
 
-from kerasgen.models import classifier, conditional_gan, dcgan, wgan_gp
+from kerasgen.models import classifier, conditional_gan, dcgan, vae, wgan_gp
 
 MODELS = {
     **dcgan.PRESETS,
     **conditional_gan.PRESETS,
     **wgan_gp.PRESETS,
     **classifier.PRESETS,
+    **vae.PRESETS,
 }
 
 

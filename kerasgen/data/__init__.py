@@ -22,7 +22,7 @@ DATASETS = {
 TFDS_PREFIX = "tfds:"
 
 __all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "dataset_from_arrays", "load_arrays",
-           "load_dataset", "read_idx", "to_float", "to_uint8"]
+           "load_dataset", "read_idx", "to_float", "to_uint8", "unit_to_uint8"]
 
 
 def _is_path(name):
@@ -148,3 +148,10 @@ def to_uint8(images):
     import tensorflow as tf
 
     return tf.cast(tf.clip_by_value(tf.round(images * 127.5 + 127.5), 0.0, 255.0), tf.uint8)
+
+
+def unit_to_uint8(images):
+    """float intensities in [0, 1] to uint8 (rounded, clipped)."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round(images * 255.0), 0.0, 255.0), tf.uint8)

@@ -1,0 +1,123 @@
+"""Log-densities in nats for likelihood-based models (VAEs; later autoregressive models).
+
+Every function returns one value per example (summed over all other axes), so that a
+`train_step` can average it over the global batch (see `kerasgen.distribute`).
+
+Image likelihoods take targets as intensities in [0, 1] and the decoder's output `params`:
+- `"bernoulli"`: `params` are logits, one channel per image channel; targets must be binary.
+- `"gaussian"`: `params` hold `C` location and `C` log-scale channels; a density on [0, 1]
+  (not a probability: its NLL cannot be compared with discrete models).
+- `"discretized_logistic"`: same `params`; the probability of each of the 256 uint8 levels
+  (Salimans et al. 2017, https://arxiv.org/abs/1701.05517, section 2.1), so the NLL is in
+  nats of 8-bit data and comparable with any discrete model's.
+"""
+
+import math
+
+import tensorflow as tf
+
+LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
+# PixelCNN++'s lower bound on the log scale: keeps the bin probabilities finite.
+MIN_LOG_SCALE = -7.0
+_LEVELS = 255.0
+_HALF_BIN = 0.5 / _LEVELS
+
+
+def _sum_per_example(values):
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def log_normal(values, mean, log_variance):
+    """log N(values; mean, exp(log_variance)) summed over the last axis."""
+    return -0.5 * tf.reduce_sum(
+        math.log(2.0 * math.pi) + log_variance
+        + tf.square(values - mean) * tf.exp(-log_variance), axis=-1)
+
+
+def log_standard_normal(values):
+    """log N(values; 0, I) summed over the last axis."""
+    return -0.5 * tf.reduce_sum(math.log(2.0 * math.pi) + tf.square(values), axis=-1)
+
+
+def gaussian_kl(mean, log_variance):
+    """KL(N(mean, diag exp(log_variance)) || N(0, I)) in closed form, per example.
+
+    Kingma & Welling 2014, https://arxiv.org/abs/1312.6114, appendix B.
+    """
+    return 0.5 * tf.reduce_sum(
+        tf.square(mean) + tf.exp(log_variance) - 1.0 - log_variance, axis=-1)
+
+
+def channels_per_image_channel(likelihood):
+    """Decoder output channels per image channel: 1 (logits) or 2 (location, log-scale)."""
+    check_likelihood(likelihood)
+    return 1 if likelihood == "bernoulli" else 2
+
+
+def check_likelihood(likelihood):
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"Unknown likelihood {likelihood!r}; valid: {list(LIKELIHOODS)}.")
+
+
+def split_location_scale(params):
+    """`(location, log_scale)` from params with 2C channels; the log-scale is bounded below."""
+    location, log_scale = tf.split(params, 2, axis=-1)
+    return location, tf.maximum(log_scale, MIN_LOG_SCALE)
+
+
+def bernoulli_log_prob(targets, logits):
+    """log p(targets | logits) for binary targets, per example."""
+    return -_sum_per_example(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits))
+
+
+def gaussian_log_prob(targets, params):
+    """log N(targets; location, exp(log_scale)^2), per example."""
+    location, log_scale = split_location_scale(params)
+    return _sum_per_example(log_normal(targets[..., None], location[..., None],
+                                       2.0 * log_scale[..., None]))
+
+
+def discretized_logistic_log_prob(targets, params):
+    """log P(uint8 level of `targets`) under a logistic discretised into 256 bins, per example.
+
+    The bins are [x - 0.5/255, x + 0.5/255]; the first and last extend to -inf and +inf, so
+    the 256 probabilities sum to one (https://arxiv.org/abs/1701.05517, equation 2).
+    """
+    location, log_scale = split_location_scale(params)
+    centered = targets - location
+    inverse_scale = tf.exp(-log_scale)
+    upper = inverse_scale * (centered + _HALF_BIN)
+    lower = inverse_scale * (centered - _HALF_BIN)
+    log_cdf_upper = upper - tf.nn.softplus(upper)  # log sigmoid(upper), for the level 0
+    log_survival_lower = -tf.nn.softplus(lower)     # log (1 - sigmoid(lower)), for level 255
+    bin_probability = tf.sigmoid(upper) - tf.sigmoid(lower)
+    # Where the bin probability underflows, the density at the centre times the bin width.
+    middle = inverse_scale * centered
+    log_density_mid = middle - log_scale - 2.0 * tf.nn.softplus(middle) - math.log(_LEVELS)
+    log_bin = tf.where(bin_probability > 1e-5,
+                       tf.math.log(tf.maximum(bin_probability, 1e-12)), log_density_mid)
+    log_prob = tf.where(targets < _HALF_BIN, log_cdf_upper,
+                        tf.where(targets > 1.0 - _HALF_BIN, log_survival_lower, log_bin))
+    return _sum_per_example(log_prob)
+
+
+_LOG_PROBS = {
+    "bernoulli": bernoulli_log_prob,
+    "gaussian": gaussian_log_prob,
+    "discretized_logistic": discretized_logistic_log_prob,
+}
+
+
+def image_log_prob(likelihood, targets, params):
+    """log p(targets | params) per example for a likelihood named in `LIKELIHOODS`."""
+    check_likelihood(likelihood)
+    return _LOG_PROBS[likelihood](targets, params)
+
+
+def image_mean(likelihood, params):
+    """The decoder's expected image, intensities in [0, 1]."""
+    check_likelihood(likelihood)
+    if likelihood == "bernoulli":
+        return tf.sigmoid(params)
+    return tf.clip_by_value(split_location_scale(params)[0], 0.0, 1.0)
