@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from kerasgen.data import to_uint8
-from kerasgen.visualize import save_image_grid
+from kerasgen.visualize import save_figures, save_image_grid
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d+)\.keras$")
 
@@ -21,17 +21,21 @@ class SampleGrid(keras.callbacks.Callback):
         num_images: int. Defaults to 64.
         seed: int. The fixed inputs are `model.sample_inputs(num_images, seed)`. Defaults to 0.
         log_dir: str. Also write the grid as a TensorBoard image summary. Defaults to None.
+        reference: uint8 images, or `(images, labels)`, for models with `figures()` (VAEs):
+            their reconstructions, interpolations (and manifold) are saved too as
+            `epoch_NNNN_<figure>.png`. Defaults to None.
 
     Example:
         >>> gan.fit(dataset, epochs=10, callbacks=[SampleGrid("samples", log_dir="logs")])
     """
 
-    def __init__(self, out_dir=None, num_images=64, seed=0, log_dir=None):
+    def __init__(self, out_dir=None, num_images=64, seed=0, log_dir=None, reference=None):
         super().__init__()
         self.out_dir = out_dir
         self.num_images = num_images
         self.seed = seed
         self.log_dir = log_dir
+        self.reference = reference
         self._writer = tf.summary.create_file_writer(str(Path(log_dir) / "samples")) \
             if log_dir else None
 
@@ -40,6 +44,13 @@ class SampleGrid(keras.callbacks.Callback):
         if self.out_dir:
             save_image_grid(images.numpy(), Path(self.out_dir) / f"epoch_{epoch + 1:04d}.png",
                             title=f"epoch {epoch + 1}")
+            if self.reference is not None and hasattr(self.model, "figures"):
+                reference = self.reference if isinstance(self.reference, tuple) else (
+                    self.reference, None)
+                figures = self.model.figures(*reference, seed=self.seed)
+                figures.pop("samples")  # the grid above
+                save_figures(figures, self.out_dir, prefix=f"epoch_{epoch + 1:04d}_",
+                             title=f"epoch {epoch + 1}")
         if self._writer:
             with self._writer.as_default():
                 tf.summary.image("samples", images, step=epoch + 1, max_outputs=16)

@@ -27,21 +27,30 @@ def _parser():
     train.add_argument("--out", help="run folder (default: runs/<model>)")
     train.add_argument("--quantize", default="none", help="TFLite variant to export")
 
-    sample = commands.add_parser("sample", help="write a grid of samples from a run")
+    sample = commands.add_parser(
+        "sample", help="write a grid of samples from a run (VAEs: also reconstructions, "
+                       "interpolation and, for 2-d latents, the manifold)")
     sample.add_argument("run_dir")
     sample.add_argument("--num", type=int, default=64)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png)")
+    sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png); other figures "
+                                      "go beside it")
+    sample.add_argument("--data-dir", help="for the reference images of VAE figures")
 
     export = commands.add_parser("export", help="export a run as SavedModel or TFLite")
     export.add_argument("run_dir")
     export.add_argument("--format", required=True, choices=["saved_model", "tflite"])
     export.add_argument("--quantize", default="none",
                         choices=["none", "float16", "dynamic", "int8"])
-    evaluate = commands.add_parser("evaluate", help="FD / KID / classifier score of a run")
+    evaluate = commands.add_parser(
+        "evaluate", help="FD / KID / classifier score of a run, or a VAE's test NLL")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--metric", default="fd", choices=["fd", "kid", "score"])
-    evaluate.add_argument("--num-samples", type=int, default=10000)
+    evaluate.add_argument("--metric", default="fd", choices=["fd", "kid", "score", "nll"])
+    evaluate.add_argument("--num-samples", type=int, default=10000,
+                          help="generated samples (fd, kid, score)")
+    evaluate.add_argument("--k", type=int, default=5000, help="importance samples (nll)")
+    evaluate.add_argument("--num-images", type=int,
+                          help="first N test images (nll; default: all)")
     evaluate.add_argument("--reference", default="test", choices=["train", "test"])
     evaluate.add_argument("--features", default="domain", choices=["domain", "inception"])
     evaluate.add_argument("--classifier", help="domain classifier run folder (default: "
@@ -80,6 +89,11 @@ def _run(args):
         model = training.load_run(args.run_dir)
         out = args.out or os.path.join(args.run_dir, "sample.png")
         print(training.write_samples(model, out, num_images=args.num, seed=args.seed))
+        if hasattr(model, "figures"):
+            figures = training.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
+                                                 data_dir=args.data_dir, seed=args.seed)
+            for path in figures.values():
+                print(path)
         return 0
     if args.command == "export":
         model = training.load_run(args.run_dir)
@@ -98,6 +112,15 @@ def _run(args):
     if args.command == "evaluate":
         from kerasgen import evaluation
 
+        if args.metric == "nll":
+            report = evaluation.evaluate_likelihood(
+                args.run_dir, num_importance_samples=args.k, num_images=args.num_images,
+                data_dir=args.data_dir, seed=args.seed)
+            print(f"test NLL (k={report['num_samples']}, {report['num_images']} "
+                  f"{report['dataset']} test images): {report['nll']:.2f} nats   "
+                  f"-ELBO: {report['negative_elbo']:.2f} nats   "
+                  f"({report['bits_per_dim']:.4f} bits/dim)")
+            return 0
         result = evaluation.evaluate_run(
             args.run_dir, metric=args.metric, num_samples=args.num_samples,
             reference=args.reference, feature_set=args.features, classifier_dir=args.classifier,

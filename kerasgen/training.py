@@ -25,7 +25,7 @@ from kerasgen import export
 from kerasgen.callbacks import ResumableCheckpoint, SampleGrid, latest_checkpoint
 from kerasgen.data import to_uint8
 from kerasgen.registry import get_preset
-from kerasgen.visualize import save_image_grid
+from kerasgen.visualize import save_figures, save_image_grid
 
 RUN_CONFIG = "run_config.json"
 FINAL_MODEL = "model.keras"
@@ -45,6 +45,7 @@ class TrainResult:
     epochs: int
     keras_path: Path
     samples_png: Path = None
+    figures: dict = None
     test_metrics: dict = None
     saved_model: Path = None
     tflite: Path = None
@@ -55,6 +56,9 @@ class TrainResult:
         lines = [f"run folder:   {self.run_dir}", f"checkpoint:   {self.keras_path}"]
         if self.samples_png:
             lines.append(f"samples:      {self.samples_png}")
+        for name, path in (self.figures or {}).items():
+            if name != "samples":
+                lines.append(f"{name + ':':14s}{path}")
         if self.test_metrics:
             lines.append("test:         " + ", ".join(
                 f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
@@ -178,7 +182,9 @@ def train(
         *callbacks,
     ]
     if preset.generative:
-        callbacks.insert(0, SampleGrid(run_dir / "samples", seed=seed, log_dir=run_dir / "logs"))
+        reference = figure_reference(images, labels if preset.uses_labels else None)
+        callbacks.insert(0, SampleGrid(run_dir / "samples", seed=seed, log_dir=run_dir / "logs",
+                                       reference=reference if hasattr(model, "figures") else None))
     history = {}
     if initial_epoch < config["epochs"]:
         fit_history = model.fit(
@@ -203,6 +209,10 @@ def train(
         return result
     result.samples_png = write_samples(model, run_dir / "samples.png", seed=seed,
                                        title=f"{model_name}, epoch {config['epochs']}")
+    if hasattr(model, "figures"):
+        result.figures = save_model_figures(
+            model, images, labels if preset.uses_labels else None, run_dir, seed=seed,
+            title=f"{model_name}, epoch {config['epochs']}")
     if export_formats:
         result.saved_model, result.tflite, result.tflite_report = export_model(
             model, run_dir, model_name, export_formats, quantize)
@@ -225,6 +235,28 @@ def evaluate_classifier(model, config, data_dir=None):
     values = model.evaluate(test_data, verbose=0, return_dict=True)
     return {f"test_{key}": float(value) for key, value in values.items()} | {
         "test_examples": int(len(images))}
+
+
+def figure_reference(images, labels=None, count=16):
+    """The first `count` images (and labels) whose reconstructions figures show."""
+    images = images[:count]
+    return images, None if labels is None else labels[:count]
+
+
+def write_run_figures(run_dir, model, out_dir, data_dir=None, seed=0, split="test"):
+    """`model.figures` but samples (see `write_samples`) on the first images of the run's
+    dataset, saved as PNGs in `out_dir`."""
+    config = json.loads((Path(run_dir) / RUN_CONFIG).read_text())
+    images, labels = kg_data.load_arrays(config["dataset"], split, data_dir, config["image_size"])
+    labelled = get_preset(config["model"]).uses_labels
+    return save_model_figures(model, images, labels if labelled else None, out_dir, seed=seed)
+
+
+def save_model_figures(model, images, labels, out_dir, seed=0, title=None):
+    """`model.figures` on the first images, but its samples (`write_samples` makes those)."""
+    figures = model.figures(*figure_reference(images, labels), seed=seed)
+    figures.pop("samples")
+    return save_figures(figures, out_dir, title=title)
 
 
 def write_samples(model, path, num_images=64, seed=0, title=None):

@@ -41,3 +41,10 @@ def save_image_grid(images, path, title=None, columns=None):
     plt.close(figure)
     partial.replace(path)
     return path
+
+
+def save_figures(figures, out_dir, prefix="", title=None):
+    """Save `{name: (uint8 images, columns)}` (e.g. `VAE.figures`) as `<prefix><name>.png`."""
+    return {name: save_image_grid(images, Path(out_dir) / f"{prefix}{name}.png",
+                                  title=f"{title}, {name}" if title else name, columns=columns)
+            for name, (images, columns) in figures.items()}

@@ -621,7 +621,7 @@ def evaluation_targets(model, images, seed=0):
 
 def build_vae(image_shape, latent_dim=50, likelihood="bernoulli", base_filters=32,
               hidden_units=256, beta=1.0, kl_warmup_steps=0, num_importance_samples=1,
-              num_classes=None, seed=None, name=None):
+              binarize=None, num_classes=None, seed=None, name=None):
     """A `VAE` (or `ConditionalVAE` when `num_classes` is set) sized from `image_shape`.
 
     Args:
@@ -629,7 +629,7 @@ def build_vae(image_shape, latent_dim=50, likelihood="bernoulli", base_filters=3
         latent_dim: int. Size of z. Defaults to 50 (the IWAE paper's one-layer models).
         likelihood: str. Defaults to `"bernoulli"`.
         base_filters, hidden_units: int. Network widths (see `build_encoder`).
-        beta, kl_warmup_steps, num_importance_samples: see `VAE`.
+        beta, kl_warmup_steps, num_importance_samples, binarize: see `VAE`.
         num_classes: int. Condition both networks on a label. Defaults to None.
         seed: int. Seeds initialisers, noise and binarisation. Defaults to None.
         name: str. Defaults to `"vae"`, `"cvae"`, `"beta_vae"` or `"iwae"`.
@@ -643,7 +643,7 @@ def build_vae(image_shape, latent_dim=50, likelihood="bernoulli", base_filters=3
     model_class = ConditionalVAE if num_classes else VAE
     return model_class(encoder, decoder, likelihood=likelihood, beta=beta,
                        kl_warmup_steps=kl_warmup_steps,
-                       num_importance_samples=num_importance_samples, seed=seed,
+                       num_importance_samples=num_importance_samples, binarize=binarize, seed=seed,
                        name=name or default_name)
 
 
