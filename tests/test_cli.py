@@ -26,11 +26,11 @@ def _kerasgen(*args, **kwargs):
 def test_list_and_unknown_model_errors(capsys):
     assert cli.main(["list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == ["cgan", "classifier", "dcgan", "wgan_gp"]
+    assert listed == ["beta_vae", "cgan", "classifier", "cvae", "dcgan", "iwae", "vae", "wgan_gp"]
+    valid = "Valid models: beta_vae, cgan, classifier, cvae, dcgan, iwae, vae, wgan_gp"
     assert cli.main(["train", "stylegan9"]) == 2
-    assert ("Unknown model 'stylegan9'. Valid models: cgan, classifier, dcgan, wgan_gp"
-            in capsys.readouterr().err)
-    with pytest.raises(ValueError, match="Valid models: cgan, classifier, dcgan, wgan_gp"):
+    assert f"Unknown model 'stylegan9'. {valid}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=valid):
         registry.get_preset("stylegan9")
 
 
@@ -110,3 +110,34 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "Unknown dataset 'nope'" in capsys.readouterr().err
     assert cli.main(["sample", str(tmp_path / "missing")]) == 2
     assert "holds no model.keras" in capsys.readouterr().err
+
+
+def test_vae_train_resume_evaluate_nll_and_figures(tmp_path, data_dir, capsys):
+    run_dir = tmp_path / "vae"
+    common = ["--out", str(run_dir), "--batch-size", "32", "--steps-per-epoch", "3",
+              "--data-dir", str(data_dir)]
+    assert cli.main(["train", "iwae", "--epochs", "1", *common]) == 0
+    assert cli.main(["train", "iwae", "--epochs", "2", *common]) == 0  # resumes epoch 2
+    out = capsys.readouterr().out
+    assert "Resuming" in out and str(run_dir / "reconstructions.png") in out
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert int(model.optimizer.iterations) == 6 and model.num_importance_samples == 5
+    for name in ("samples/epoch_0002.png", "samples/epoch_0002_reconstructions.png",
+                 "samples/epoch_0002_interpolation.png", "saved_model/iwae/1/saved_model.pb",
+                 "iwae.tflite"):
+        assert (run_dir / name).exists(), name
+
+    assert cli.main(["evaluate", str(run_dir), "--metric", "nll", "--k", "20",
+                     "--num-images", "8", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((run_dir / "likelihood.json").read_text())
+    assert report["num_images"] == 8 and report["num_samples"] == 20
+    assert 0 < report["nll"] <= report["negative_elbo"] < 8 * 784  # untrained, yet a bound
+    assert f"test NLL (k=20, 8 mnist test images): {report['nll']:.2f} nats" in out
+
+    assert cli.main(["sample", str(run_dir), "--out", str(tmp_path / "figs" / "s.png"),
+                     "--data-dir", str(data_dir)]) == 0
+    for name in ("s.png", "reconstructions.png", "interpolation.png"):
+        assert (tmp_path / "figs" / name).stat().st_size > 1000, name
+    assert cli.main(["evaluate", str(run_dir), "--metric", "nll", "--k", "0"]) == 2
+    assert "--k must be at least 1" in capsys.readouterr().err

@@ -45,3 +45,21 @@ OUT_DIR = "zoo"
     for name in ("dcgan", "cgan", "wgan_gp"):
         assert any(line.startswith(name) and len(line.split()) == 7
                    for line in outputs.splitlines()), f"no score row for {name}"
+
+
+def test_vae_notebook(tmp_path):
+    outputs = run_notebook("03_vae.ipynb", """DATASET = "digits"
+IMAGE_SIZE = 16
+EPOCHS = 2
+STEPS_PER_EPOCH = 3
+NLL_K = 20
+NLL_IMAGES = 8
+OUT_DIR = "vae"
+""", tmp_path)
+    rows = [line.split() for line in outputs.splitlines()
+            if line.startswith(("vae ", "iwae ")) and len(line.split()) == 5]
+    assert [row[0] for row in rows] == ["vae", "iwae"]
+    assert all(float(row[2]) <= float(row[1]) for row in rows)  # NLL <= -ELBO
+    assert "manifold grid: (225, 16, 16, 1)" in outputs
+    assert "decode" in outputs and "TFLite decoder" in outputs
+    assert (tmp_path / "vae" / "vae" / "samples" / "epoch_0002_reconstructions.png").exists()

@@ -214,6 +214,8 @@ def test_conditional_vae_trains_reloads_and_checks_labels(tmp_path):
         vae.generate((latents[:2], [0, 10]))
     with pytest.raises(ValueError, match="pass labels"):
         vae.encode(images[:2])
+    assert set(vae.figures(images[:4], labels[:4])) == {"samples", "reconstructions",
+                                                          "interpolation"}
     nll, _ = vae.importance_sampled_nll(binarize_fixed(images[:4]), labels[:4], num_samples=20)
     assert np.isfinite(nll).all()
 

@@ -439,9 +439,12 @@ class VAE(SeededModel):
         """
         images = np.asarray(images)
         mean, _ = self.encode(images, labels)
-        decoded = lambda latents, label_rows=None: unit_to_uint8(  # noqa: E731
-            distributions.image_mean(self.likelihood, self._decode(
-                tf.convert_to_tensor(latents, tf.float32), label_rows, False))).numpy()
+        def decoded(latents, label_rows=None):
+            if label_rows is not None:
+                label_rows = tf.constant(np.asarray(label_rows), tf.int32)
+            params = self._decode(tf.convert_to_tensor(latents, tf.float32), label_rows, False)
+            return unit_to_uint8(distributions.image_mean(self.likelihood, params)).numpy()
+
         count = len(images)
         figures = {
             "samples": (unit_to_uint8(self.decode_mean(self.sample_inputs(64, seed))).numpy(), 8),
