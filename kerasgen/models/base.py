@@ -1,6 +1,7 @@
 """What every kerasgen training wrapper shares: a seeded random stream that survives `.keras`."""
 
 import keras
+import tensorflow as tf
 
 SEED_STATE_KEY = "seed_generator_state"
 
@@ -34,3 +35,36 @@ class SeededModel(keras.Model):
         config = super().get_config()
         config["seed"] = self.seed
         return config
+
+
+def latents_from_seeds(seeds, latent_dim):
+    """One deterministic N(0, 1) latent vector per int32 seed, whatever the batch around it."""
+    seeds = tf.cast(tf.reshape(seeds, [-1]), tf.int32)
+    return tf.map_fn(
+        lambda seed: tf.random.stateless_normal([latent_dim], seed=tf.stack([seed, 0])),
+        seeds,
+        fn_output_signature=tf.TensorSpec([latent_dim], tf.float32),
+    )
+
+
+class LatentSampling:
+    """Sampling inputs of models that decode z ~ N(0, I) (GANs, VAEs); needs `latent_dim`."""
+
+    def _check_latents(self, latents):
+        shape = tuple(latents.shape)
+        if len(shape) != 2 or shape[-1] != self.latent_dim:
+            raise ValueError(
+                f"Latent vectors must have shape [batch, {self.latent_dim}], got {list(shape)}.")
+
+    def sample_inputs(self, num_images, seed=0):
+        """Latent vectors for seeds `seed .. seed + num_images - 1` (as the export signature)."""
+        return latents_from_seeds(tf.range(seed, seed + num_images), self.latent_dim)
+
+
+def unpack_labelled(data, model_name):
+    """`(images, int32 labels)` from a `fit` batch of a class-conditional model."""
+    if not isinstance(data, (tuple, list)) or len(data) < 2:
+        raise ValueError(
+            f"{model_name} trains on (images, labels) batches; load data with labels, e.g. "
+            "load_dataset('mnist', with_labels=True).")
+    return data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)

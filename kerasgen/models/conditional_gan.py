@@ -16,8 +16,8 @@ from keras import layers
 from kerasgen.data import to_uint8
 from kerasgen.export import ServingSpec
 from kerasgen.layers import LabelEmbedding
-from kerasgen.models.dcgan import (
-    DCGAN, discriminator_trunk, ema_copy, generator_trunk, latents_from_seeds)
+from kerasgen.models.base import latents_from_seeds, unpack_labelled
+from kerasgen.models.dcgan import DCGAN, discriminator_trunk, ema_copy, generator_trunk
 from kerasgen.models.preset import ModelPreset
 
 LABEL_EMBEDDING = "label_embedding"
@@ -94,11 +94,7 @@ class ConditionalGAN(DCGAN):
         return self.generator.get_layer(LABEL_EMBEDDING).num_classes
 
     def _unpack(self, data):
-        if not isinstance(data, (tuple, list)) or len(data) < 2:
-            raise ValueError(
-                "ConditionalGAN trains on (images, labels) batches; load data with labels, e.g. "
-                "load_dataset('mnist', with_labels=True).")
-        return data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)
+        return unpack_labelled(data, "ConditionalGAN")
 
     def _generator_call(self, network, latents, labels, training):
         return network([latents, labels], training=training)

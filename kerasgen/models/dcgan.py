@@ -21,7 +21,7 @@ from kerasgen import losses
 from kerasgen.data import to_uint8
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
-from kerasgen.models.base import SeededModel
+from kerasgen.models.base import LatentSampling, SeededModel, latents_from_seeds
 from kerasgen.models.preset import ModelPreset
 
 KERNEL_SIZE = 4
@@ -148,16 +148,6 @@ def build_discriminator(image_shape, base_filters=64, seed=None, normalization="
     return keras.Model(images, logits, name=name)
 
 
-def latents_from_seeds(seeds, latent_dim):
-    """One deterministic N(0, 1) latent vector per int32 seed, whatever the batch around it."""
-    seeds = tf.cast(tf.reshape(seeds, [-1]), tf.int32)
-    return tf.map_fn(
-        lambda seed: tf.random.stateless_normal([latent_dim], seed=tf.stack([seed, 0])),
-        seeds,
-        fn_output_signature=tf.TensorSpec([latent_dim], tf.float32),
-    )
-
-
 def clone_network(network, name=None):
     """A copy of a functional network with the same weights (e.g. an EMA generator)."""
     copy = keras.models.clone_model(network)
@@ -173,7 +163,7 @@ def ema_copy(generator, ema):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class DCGAN(SeededModel):
+class DCGAN(LatentSampling, SeededModel):
     """Trains a generator against a discriminator with `fit`.
 
     Args:
@@ -339,16 +329,6 @@ class DCGAN(SeededModel):
         return cls(**config)
 
     # --- inference, used by callbacks, the CLI and export -----------------------------------
-
-    def _check_latents(self, latents):
-        shape = tuple(latents.shape)
-        if len(shape) != 2 or shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"Latent vectors must have shape [batch, {self.latent_dim}], got {list(shape)}.")
-
-    def sample_inputs(self, num_images, seed=0):
-        """Latent vectors for seeds `seed .. seed + num_images - 1` (as the export signature)."""
-        return latents_from_seeds(tf.range(seed, seed + num_images), self.latent_dim)
 
     def generate(self, inputs):
         """Images in [-1, 1] for what `sample_inputs` returns, in inference mode."""

@@ -27,8 +27,8 @@ from kerasgen.data import unit_to_uint8
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
 from kerasgen.layers import LabelEmbedding
-from kerasgen.models.base import SeededModel
-from kerasgen.models.dcgan import latents_from_seeds, num_upsamplings
+from kerasgen.models.base import LatentSampling, SeededModel, latents_from_seeds, unpack_labelled
+from kerasgen.models.dcgan import num_upsamplings
 from kerasgen.models.preset import ModelPreset
 
 KERNEL_SIZE = 4
@@ -43,8 +43,15 @@ def _initializer(seed):
     return keras.initializers.HeNormal(seed=seed)
 
 
-def _label_features(label, num_classes, size, seed, name):
-    return LabelEmbedding(num_classes, size, seed=seed, name=name)(label)
+def _with_label(features, inputs, num_classes, size, seed, name):
+    """`features`, joined with a learned `size`-d embedding of a new int label input if
+    `num_classes` (the label `Input` is appended to `inputs`)."""
+    if not num_classes:
+        return features
+    label = keras.Input((), dtype="int32", name="label")
+    inputs.append(label)
+    embedded = LabelEmbedding(num_classes, size, seed=seed, name=LABEL_EMBEDDING)(label)
+    return layers.Concatenate(name=name)([features, embedded])
 
 
 def build_encoder(image_shape, latent_dim, base_filters=32, hidden_units=256, num_classes=None,
@@ -71,11 +78,7 @@ def build_encoder(image_shape, latent_dim, base_filters=32, hidden_units=256, nu
         filters *= 2
     x = layers.Flatten(name="flatten")(x)
     inputs = [images]
-    if num_classes:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        x = layers.Concatenate(name="features_and_label")(
-            [x, _label_features(label, num_classes, hidden_units, seed, LABEL_EMBEDDING)])
+    x = _with_label(x, inputs, num_classes, hidden_units, seed, "features_and_label")
     x = layers.Dense(hidden_units, activation="relu", kernel_initializer=_initializer(seed),
                      name="hidden")(x)
     # Small initial weights: q starts near N(0, I), so the first steps' KL stays small.
@@ -102,13 +105,8 @@ def build_decoder(latent_dim, image_shape, likelihood="bernoulli", base_filters=
     steps = num_upsamplings(image_shape)
     out_channels = channels * distributions.channels_per_image_channel(likelihood)
     latent = keras.Input((latent_dim,), name="latent")
-    x = latent
     inputs = [latent]
-    if num_classes:
-        label = keras.Input((), dtype="int32", name="label")
-        inputs.append(label)
-        x = layers.Concatenate(name="latent_and_label")(
-            [x, _label_features(label, num_classes, latent_dim, seed, LABEL_EMBEDDING)])
+    x = _with_label(latent, inputs, num_classes, latent_dim, seed, "latent_and_label")
     x = layers.Dense(hidden_units, activation="relu", kernel_initializer=_initializer(seed),
                      name="hidden")(x)
     filters = base_filters * 2 ** (steps - 1)
@@ -128,7 +126,7 @@ def build_decoder(latent_dim, image_shape, likelihood="bernoulli", base_filters=
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class VAE(SeededModel):
+class VAE(LatentSampling, SeededModel):
     """Trains an encoder q(z|x) and a decoder p(x|z) with `fit` on the (beta-)ELBO or IWAE bound.
 
     Args:
@@ -394,16 +392,6 @@ class VAE(SeededModel):
 
     # --- inference, used by callbacks, the CLI and export -----------------------------------
 
-    def _check_latents(self, latents):
-        shape = tuple(latents.shape)
-        if len(shape) != 2 or shape[-1] != self.latent_dim:
-            raise ValueError(
-                f"Latent vectors must have shape [batch, {self.latent_dim}], got {list(shape)}.")
-
-    def sample_inputs(self, num_images, seed=0):
-        """Latent vectors z ~ N(0, I) for seeds `seed .. seed + num_images - 1`."""
-        return latents_from_seeds(tf.range(seed, seed + num_images), self.latent_dim)
-
     def decode_mean(self, inputs):
         """The decoder's mean image, intensities in [0, 1], for `sample_inputs`-style inputs."""
         latents, labels = self._split_inputs(inputs)
@@ -551,11 +539,7 @@ class ConditionalVAE(VAE):
         return self.decoder.get_layer(LABEL_EMBEDDING).num_classes
 
     def _unpack(self, data):
-        if not isinstance(data, (tuple, list)) or len(data) < 2:
-            raise ValueError(
-                "ConditionalVAE trains on (images, labels) batches; load data with labels, e.g. "
-                "load_dataset('mnist', with_labels=True).")
-        return data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)
+        return unpack_labelled(data, "ConditionalVAE")
 
     def _encode(self, targets, labels, training):
         return self.encoder([targets, labels], training=training)
