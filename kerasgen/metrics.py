@@ -1,4 +1,5 @@
-"""Streaming generative-model metrics as Keras metrics: Frechet distance, KID, classifier score.
+"""Streaming metrics as Keras metrics: Frechet distance, KID and classifier score for generative
+models; PSNR and SSIM by the restoration papers' protocols (`y_channel`, `crop_border`).
 
 Each metric takes a pluggable feature extractor (any callable from images to `[N, d]`
 features, e.g. `kerasgen.features.domain_extractor` or `inception_extractor`), or features
@@ -239,3 +240,146 @@ class ClassifierScore(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+# --- restoration metrics: the papers' protocols ----------------------------------------------
+
+# ITU-R BT.601 luma of MATLAB's rgb2ycbcr, on [0, 255] RGB: Y in [16, 235].
+_BT601_WEIGHTS = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
+_BT601_OFFSET = 16.0
+SSIM_WINDOW = 11
+
+
+def rgb_to_y(images):
+    """BT.601 luma (MATLAB `rgb2ycbcr`'s Y, in [16, 235]) of RGB images in [0, 255]."""
+    images = tf.cast(images, tf.float64)
+    if images.shape[-1] != 3:
+        raise ValueError(f"rgb_to_y needs RGB images (3 channels), got {images.shape[-1]}.")
+    weights = tf.constant(_BT601_WEIGHTS, tf.float64)
+    return tf.reduce_sum(images * weights, axis=-1, keepdims=True) + _BT601_OFFSET
+
+
+def _protocol_images(images, y_channel, crop_border):
+    """float64 NHWC images in [0, 255], as a restoration protocol compares them."""
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank == 3:
+        images = images[None]
+    images = tf.cast(images, tf.float64)
+    if y_channel and images.shape[-1] == 3:
+        images = rgb_to_y(images)
+    if crop_border:
+        height, width = images.shape[1], images.shape[2]
+        if height is not None and min(height, width) <= 2 * crop_border:
+            raise ValueError(f"crop_border={crop_border} leaves nothing of a {height}x{width} image.")
+        images = images[:, crop_border:-crop_border, crop_border:-crop_border]
+    return images
+
+
+def _check_pair(y_true, y_pred):
+    if tuple(y_true.shape) != tuple(y_pred.shape):
+        raise ValueError(f"Images to compare differ in shape: {tuple(y_true.shape)} and "
+                         f"{tuple(y_pred.shape)}; crop or pad them to the same size first.")
+
+
+def psnr(y_true, y_pred, y_channel=False, crop_border=0):
+    """Per-image PSNR in dB of images in the uint8 range [0, 255] (peak 255), float64.
+
+    Args:
+        y_true, y_pred: `[N, H, W, C]` (or `[H, W, C]`) images, uint8 or float in [0, 255].
+        y_channel: bool. Compare the BT.601 luma of RGB images (the SR protocol).
+        crop_border: int. Shave this many pixels off each side first (SR: the scale).
+    """
+    y_true = _protocol_images(y_true, y_channel, crop_border)
+    y_pred = _protocol_images(y_pred, y_channel, crop_border)
+    _check_pair(y_true, y_pred)
+    mse = tf.reduce_mean(tf.square(y_true - y_pred), axis=[1, 2, 3])
+    return 10.0 * tf.math.log(255.0 ** 2 / mse) / tf.math.log(tf.constant(10.0, tf.float64))
+
+
+def _gaussian_window(size=11, sigma=1.5):
+    coordinates = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    profile = np.exp(-coordinates ** 2 / (2.0 * sigma ** 2))
+    window = np.outer(profile, profile)
+    return window / window.sum()
+
+
+def ssim(y_true, y_pred, y_channel=False, crop_border=0):
+    """Per-image SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03,
+    peak 255, 'valid' windows only), in float64 as the reference MATLAB code and KAIR's
+    `calculate_ssim` compute it (`tf.image.ssim` works in float32 and is off by ~1e-4);
+    arguments as `psnr`. Colour images: the mean over channels."""
+    y_true = _protocol_images(y_true, y_channel, crop_border)
+    y_pred = _protocol_images(y_pred, y_channel, crop_border)
+    _check_pair(y_true, y_pred)
+    if min(y_true.shape[1], y_true.shape[2]) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (after "
+                         f"crop_border), got {y_true.shape[1]}x{y_true.shape[2]}.")
+    channels = y_true.shape[-1]
+    window = tf.constant(np.tile(_gaussian_window(SSIM_WINDOW)[:, :, None, None],
+                                 (1, 1, channels, 1)))
+
+    def local_mean(images):
+        return tf.nn.depthwise_conv2d(images, window, [1, 1, 1, 1], "VALID")
+
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    mean_true, mean_pred = local_mean(y_true), local_mean(y_pred)
+    variance_true = local_mean(y_true * y_true) - mean_true ** 2
+    variance_pred = local_mean(y_pred * y_pred) - mean_pred ** 2
+    covariance = local_mean(y_true * y_pred) - mean_true * mean_pred
+    ssim_map = ((2.0 * mean_true * mean_pred + c1) * (2.0 * covariance + c2)
+                / ((mean_true ** 2 + mean_pred ** 2 + c1) * (variance_true + variance_pred + c2)))
+    return tf.reduce_mean(ssim_map, axis=[1, 2, 3])
+
+
+class _MeanOverImages(keras.metrics.Metric):
+    """Mean of a per-image figure over every image seen (the protocols' mean PSNR / SSIM)."""
+
+    per_image = None
+
+    def __init__(self, y_channel=False, crop_border=0, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.y_channel = y_channel
+        self.crop_border = int(crop_border)
+        self.total = self.add_variable((), initializer="zeros", name="total", dtype="float64")
+        self.count = self.add_variable((), initializer="zeros", name="count", dtype="float64")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        values = type(self).per_image(y_true, y_pred, self.y_channel, self.crop_border)
+        self.total.assign_add(tf.reduce_sum(tf.cast(values, tf.float64)))
+        self.count.assign_add(tf.cast(tf.size(values), tf.float64))
+
+    def result(self):
+        return self.total / tf.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "y_channel": self.y_channel,
+                "crop_border": self.crop_border}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class PSNR(_MeanOverImages):
+    """Mean per-image PSNR (dB) of images in [0, 255]; see `psnr`.
+
+    Example:
+        >>> metric = PSNR(y_channel=True, crop_border=3)   # SR x3 protocol
+        >>> metric.update_state(high_resolution, restored)
+    """
+
+    per_image = staticmethod(psnr)
+
+    def __init__(self, y_channel=False, crop_border=0, name="psnr", **kwargs):
+        super().__init__(y_channel, crop_border, name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class SSIM(_MeanOverImages):
+    """Mean per-image SSIM of images in [0, 255]; see `ssim`."""
+
+    per_image = staticmethod(ssim)
+
+    def __init__(self, y_channel=False, crop_border=0, name="ssim", **kwargs):
+        super().__init__(y_channel, crop_border, name=name, **kwargs)

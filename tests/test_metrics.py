@@ -134,3 +134,55 @@ def test_evaluate_errors(tiny_runs, tmp_path, capsys):
         evaluation.evaluate_run(root / "dcgan", metric="score", feature_set="inception")
     assert cli.main(["evaluate", str(tmp_path)]) == 2
     assert "run_config.json does not exist" in capsys.readouterr().err
+
+
+def test_psnr_of_known_noise_y_conversion_and_shave():
+    from kerasgen.metrics import PSNR, SSIM, psnr, rgb_to_y, ssim
+
+    clean = np.full((2, 8, 8, 1), 100, np.uint8)
+    noisy = clean.astype(np.float64) + np.where(np.indices((8, 8)).sum(0) % 2, 5.0, -5.0)[..., None]
+    # MSE 25 everywhere: PSNR = 10 log10(255^2 / 25) = 34.1514 dB.
+    np.testing.assert_allclose(psnr(clean, noisy), [10 * np.log10(255 ** 2 / 25)] * 2, atol=1e-9)
+    # A shaved border: the errors on it do not count.
+    framed = noisy.copy()
+    framed[:, :2], framed[:, -2:], framed[:, :, :2], framed[:, :, -2:] = 0, 0, 0, 0
+    assert float(psnr(clean, framed, crop_border=2)[0]) == pytest.approx(34.1514, abs=1e-4)
+    assert float(psnr(clean, framed)[0]) < 15
+    # BT.601 luma (MATLAB rgb2ycbcr): white 235, black 16, pure red 81.481.
+    rgb = np.array([[[[255, 255, 255], [0, 0, 0], [255, 0, 0]]]], np.uint8)
+    np.testing.assert_allclose(rgb_to_y(rgb).numpy()[0, 0, :, 0], [235.0, 16.0, 81.481], atol=1e-9)
+    # A pure-blue error of 10 levels moves Y by 24.966 * 10 / 255.
+    base = np.full((1, 6, 6, 3), 120, np.uint8)
+    shifted = base.astype(np.float64) + [0, 0, 10]
+    expected = 10 * np.log10(255 ** 2 / (24.966 * 10 / 255) ** 2)
+    assert float(psnr(base, shifted, y_channel=True)[0]) == pytest.approx(expected, abs=1e-9)
+
+    metric = PSNR(crop_border=2)
+    metric.update_state(clean, framed)
+    metric.update_state(clean[:1], clean[:1].astype(np.float64) + 1.0)  # MSE 1: 48.13 dB
+    assert float(metric.result()) == pytest.approx((2 * 34.1514 + 48.1308) / 3, abs=1e-3)
+    assert PSNR.from_config(metric.get_config()).crop_border == 2
+
+    with pytest.raises(ValueError, match="SSIM needs images of at least 11x11"):
+        ssim(clean, clean)
+    # Flat images: the contrast-structure term is 1, SSIM = (2 ab + C1) / (a^2 + b^2 + C1).
+    constant_c1 = (0.01 * 255) ** 2
+    flat_a, flat_b = np.full((1, 16, 16, 1), 100.0), np.full((1, 16, 16, 1), 110.0)
+    assert float(ssim(flat_a, flat_b)[0]) == pytest.approx(
+        (2 * 100 * 110 + constant_c1) / (100 ** 2 + 110 ** 2 + constant_c1), abs=1e-6)
+    image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 1)).astype(np.float64)
+    # Against scikit-image's implementation with the paper's settings.
+    from skimage.metrics import structural_similarity
+
+    blurred = np.clip(image + np.random.default_rng(1).normal(0, 30, image.shape), 0, 255)
+    reference = structural_similarity(image[0, ..., 0], blurred[0, ..., 0], data_range=255,
+                                      gaussian_weights=True, sigma=1.5,
+                                      use_sample_covariance=False)
+    assert float(ssim(image, blurred)[0]) == pytest.approx(reference, abs=1e-6)
+    ssim_metric = SSIM()
+    ssim_metric.update_state(image, image)
+    assert float(ssim_metric.result()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        psnr(clean, clean[:, :7])
+    with pytest.raises(ValueError, match="crop_border=4 leaves nothing"):
+        psnr(clean, clean, crop_border=4)
