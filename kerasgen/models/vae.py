@@ -312,7 +312,8 @@ class VAE(LatentSampling, SeededModel):
         images, labels = self._unpack(data)
         batch = ReplicaBatch(tf.shape(images)[0])
         targets = self._targets(images, batch)
-        with tf.GradientTape() as tape:
+        # Evaluation (test_step) records no gradient tape.
+        with tf.GradientTape(watch_accessed_variables=training) as tape:
             loss, reconstruction, kl = self._objective(targets, labels, batch, training)
             mean_loss = batch.mean(loss)
         if training:
