@@ -161,3 +161,31 @@ class TimeLimit(keras.callbacks.Callback):
         self.steps += 1
         if time.perf_counter() - self.start >= self.seconds:
             self.model.stop_training = True
+
+
+class StepDecay(keras.callbacks.Callback):
+    """Learning rate `initial` for the first `drop_at` share of epochs, then `initial * factor`.
+
+    DnCNN's schedule (1e-3 for 30 of 50 epochs, then 1e-4). It depends only on the epoch
+    index, so a resumed run continues on the same schedule.
+
+    Args:
+        initial: float. The starting learning rate.
+        epochs: int. Total epochs of the run.
+        drop_at: float. Share of the epochs after which the rate drops. Defaults to 0.6.
+        factor: float. Defaults to 0.1.
+    """
+
+    def __init__(self, initial, epochs, drop_at=0.6, factor=0.1):
+        super().__init__()
+        self.initial = float(initial)
+        self.epochs = int(epochs)
+        self.drop_at = float(drop_at)
+        self.factor = float(factor)
+
+    def rate(self, epoch):
+        """The learning rate of (0-based) `epoch`."""
+        return self.initial * (self.factor if epoch >= self.drop_at * self.epochs else 1.0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(self.rate(epoch))

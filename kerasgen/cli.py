@@ -26,6 +26,8 @@ def _parser():
                                           "$KERASGEN_DATA_DIR)")
     train.add_argument("--out", help="run folder (default: runs/<model>)")
     train.add_argument("--quantize", default="none", help="TFLite variant to export")
+    train.add_argument("--sigma", type=float, help="restoration: training noise level (dncnn)")
+    train.add_argument("--scale", type=int, help="super-resolution factor (2, 3 or 4)")
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples from a run (VAEs: also reconstructions, "
@@ -43,8 +45,13 @@ def _parser():
     export.add_argument("--quantize", default="none",
                         choices=["none", "float16", "dynamic", "int8"])
     evaluate = commands.add_parser(
-        "evaluate", help="FD / KID / classifier score of a run, or a VAE's test NLL")
-    evaluate.add_argument("run_dir")
+        "evaluate", help="FD / KID / classifier score of a run, a VAE's test NLL, or a "
+                         "restoration model's PSNR/SSIM on a benchmark set (--dataset)")
+    evaluate.add_argument("run_dir", help="run folder (restoration: or a shipped model name)")
+    evaluate.add_argument("--dataset", help="restoration benchmark: BSD68, Set12, CBSD68, Set5 "
+                                            "or Set14")
+    evaluate.add_argument("--sigma", type=float, help="noise level (denoising benchmarks)")
+    evaluate.add_argument("--scale", type=int, help="SR factor (default: the model's)")
     evaluate.add_argument("--metric", default="fd", choices=["fd", "kid", "score", "nll"])
     evaluate.add_argument("--num-samples", type=int, default=10000,
                           help="generated samples (fd, kid, score)")
@@ -57,6 +64,16 @@ def _parser():
                                                "runs/classifier[_<dataset>])")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--seed", type=int, default=0)
+
+    restore = commands.add_parser(
+        "restore", help="denoise or super-resolve image files of any size")
+    restore.add_argument("model", help="a run folder or a shipped model name (see "
+                                       "saved_models/)")
+    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/BMP files")
+    restore.add_argument("--out", required=True, help="folder for the restored PNGs")
+    restore.add_argument("--sigma", type=float, help="noise level of the inputs (FFDNet)")
+    restore.add_argument("--scale", type=int, help="SR factor; must be the model's")
+    restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     return parser
 
 
@@ -82,6 +99,7 @@ def _run(args):
             args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             steps_per_epoch=args.steps_per_epoch, seed=args.seed, out_dir=args.out,
             image_size=args.image_size, data_dir=args.data_dir, quantize=args.quantize,
+            model_options={"sigma": args.sigma, "scale": args.scale},
         )
         print("\n".join(result.summary()))
         return 0
@@ -109,9 +127,28 @@ def _run(args):
                   f"{report['max_abs_diff']:.0f} levels, mean {report['mean_abs_diff']:.2f}, "
                   f"{report['latency_ms']:.2f} ms/batch)")
         return 0
+    if args.command == "restore":
+        from kerasgen.models.restoration import restore_files
+
+        model = training.load_model(args.model)
+        if not hasattr(model, "restore"):
+            raise ValueError(f"{args.model} holds a {model.name!r} model, not a restoration one.")
+        if args.scale is not None and args.scale != model.scale:
+            raise ValueError(f"Unsupported scale {args.scale}: this model super-resolves "
+                             f"x{model.scale}; train or pick a model for x{args.scale}.")
+        for path in restore_files(model, args.inputs, args.out, sigma=args.sigma,
+                                  overwrite=args.overwrite):
+            print(path)
+        return 0
     if args.command == "evaluate":
         from kerasgen import evaluation
 
+        if args.dataset is not None:
+            report = evaluation.evaluate_restoration(
+                training.load_model(args.run_dir), args.dataset, sigma=args.sigma,
+                scale=args.scale, data_dir=args.data_dir, seed=args.seed)
+            print("\n".join(evaluation.restoration_table(report)))
+            return 0
         if args.metric == "nll":
             report = evaluation.evaluate_likelihood(
                 args.run_dir, num_importance_samples=args.k, num_images=args.num_images,

@@ -17,6 +17,8 @@ import numpy as np
 import scipy.linalg
 import tensorflow as tf
 
+from kerasgen.data.restoration import Y_OFFSET, Y_WEIGHTS
+
 
 def frechet_distance(mean_a, covariance_a, mean_b, covariance_b):
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two Gaussians.
@@ -244,9 +246,6 @@ class ClassifierScore(keras.metrics.Metric):
 
 # --- restoration metrics: the papers' protocols ----------------------------------------------
 
-# ITU-R BT.601 luma of MATLAB's rgb2ycbcr, on [0, 255] RGB: Y in [16, 235].
-_BT601_WEIGHTS = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
-_BT601_OFFSET = 16.0
 SSIM_WINDOW = 11
 
 
@@ -255,8 +254,8 @@ def rgb_to_y(images):
     images = tf.cast(images, tf.float64)
     if images.shape[-1] != 3:
         raise ValueError(f"rgb_to_y needs RGB images (3 channels), got {images.shape[-1]}.")
-    weights = tf.constant(_BT601_WEIGHTS, tf.float64)
-    return tf.reduce_sum(images * weights, axis=-1, keepdims=True) + _BT601_OFFSET
+    weights = tf.constant(Y_WEIGHTS, tf.float64)
+    return tf.reduce_sum(images * weights, axis=-1, keepdims=True) + 255.0 * Y_OFFSET
 
 
 def _protocol_images(images, y_channel, crop_border):

@@ -3,7 +3,7 @@
 Adding a family: its module under `kerasgen/models/`, one line here, one test module.
 """
 
-from kerasgen.models import classifier, conditional_gan, dcgan, vae, wgan_gp
+from kerasgen.models import classifier, conditional_gan, dcgan, restoration, vae, wgan_gp
 
 MODELS = {
     **dcgan.PRESETS,
@@ -11,6 +11,7 @@ MODELS = {
     **wgan_gp.PRESETS,
     **classifier.PRESETS,
     **vae.PRESETS,
+    **restoration.PRESETS,
 }
 
 

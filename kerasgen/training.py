@@ -16,18 +16,20 @@ Run folder layout:
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import keras
 
 from kerasgen import data as kg_data
 from kerasgen import export
-from kerasgen.callbacks import ResumableCheckpoint, SampleGrid, latest_checkpoint
+from kerasgen.callbacks import ResumableCheckpoint, SampleGrid, StepDecay, latest_checkpoint
 from kerasgen.data import to_uint8
 from kerasgen.registry import get_preset
 from kerasgen.visualize import save_figures, save_image_grid
 
 RUN_CONFIG = "run_config.json"
+SAVED_MODELS_ENV = "KERASGEN_SAVED_MODELS"
 FINAL_MODEL = "model.keras"
 EXPORT_FORMATS = ("saved_model", "tflite")
 # Settings that may change when a run is resumed; any other change means a different run.
@@ -112,6 +114,7 @@ def train(
     quantize="none",
     verbose="auto",
     callbacks=(),
+    model_options=None,
 ):
     """Train a registered model, resuming its run folder if it holds a checkpoint.
 
@@ -132,11 +135,14 @@ def train(
         quantize: str. TFLite quantization (see `kerasgen.export.QUANTIZATIONS`).
         verbose: `"auto"`, 0, 1 or 2. Passed to `fit`.
         callbacks: list of extra `keras.callbacks.Callback`.
+        model_options: dict. Overrides of the preset's `options` (e.g. `{"sigma": 50}` for
+            `dncnn`, `{"scale": 4}` for `espcn`). Defaults to None.
 
     Returns:
         A `TrainResult`.
     """
     preset = get_preset(model_name)
+    model_kwargs = {**preset.model_kwargs, **_check_options(preset, model_options)}
     dataset = str(dataset or preset.dataset)
     config = {
         "model": model_name,
@@ -144,43 +150,57 @@ def train(
         # The preset's size is for its own data (e.g. 8x8 digits -> 32x32); others keep theirs.
         "image_size": image_size or (preset.image_size if dataset == preset.dataset else None),
         "batch_size": batch_size or preset.batch_size,
-        "steps_per_epoch": steps_per_epoch,
+        "steps_per_epoch": steps_per_epoch or preset.steps_per_epoch,
         "seed": seed,
         "epochs": epochs or preset.epochs,
-        "model_kwargs": preset.model_kwargs,
+        "model_kwargs": model_kwargs,
     }
+    config = json.loads(json.dumps(config))  # as the run folder will hold it (tuples -> lists)
+    steps_per_epoch = config["steps_per_epoch"]
     run_dir = Path(out_dir or default_run_dir(model_name, config["dataset"], preset))
     _check_resumable(run_dir, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / RUN_CONFIG, config)
 
-    images, labels = kg_data.load_arrays(config["dataset"], "train", data_dir, config["image_size"])
-    if preset.uses_labels and labels is None:
-        raise ValueError(
-            f"{model_name} trains on labelled data, and {config['dataset']!r} has no labels; use "
-            "'digits', 'mnist', 'fashion_mnist' or a labelled 'tfds:<name>'.")
-    train_data = kg_data.dataset_from_arrays(
-        images, labels if preset.uses_labels else None, batch_size=config["batch_size"],
-        seed=seed, repeat=steps_per_epoch is not None, description=f"Dataset {config['dataset']!r}")
+    images = labels = None
+    if preset.make_data is None:
+        images, labels = kg_data.load_arrays(config["dataset"], "train", data_dir,
+                                             config["image_size"])
+        if preset.uses_labels and labels is None:
+            raise ValueError(
+                f"{model_name} trains on labelled data, and {config['dataset']!r} has no labels; "
+                "use 'digits', 'mnist', 'fashion_mnist' or a labelled 'tfds:<name>'.")
     checkpoint, initial_epoch = latest_checkpoint(run_dir / "checkpoints")
     if checkpoint is not None:
         model = keras.models.load_model(checkpoint)
         print(f"Resuming {run_dir} from epoch {initial_epoch} ({checkpoint}).")
     else:
-        build_kwargs = dict(preset.model_kwargs)
+        build_kwargs = dict(model_kwargs)
         if preset.uses_labels:
             build_kwargs["num_classes"] = int(labels.max()) + 1
-        model = preset.build(images.shape[1:], seed=seed, **build_kwargs)
+        model = preset.build(None if images is None else images.shape[1:], seed=seed,
+                             **build_kwargs)
         if preset.compile is not None:
             preset.compile(model)
         else:
             model.compile()
+    if preset.make_data is None:
+        train_data = kg_data.dataset_from_arrays(
+            images, labels if preset.uses_labels else None, batch_size=config["batch_size"],
+            seed=seed, repeat=steps_per_epoch is not None,
+            description=f"Dataset {config['dataset']!r}")
+    else:
+        train_data = preset.make_data(model, config["dataset"], config["batch_size"], seed=seed,
+                                      data_dir=data_dir)
 
     callbacks = [
         keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
         ResumableCheckpoint(run_dir / "checkpoints"),
         *callbacks,
     ]
+    if preset.learning_rate_drop is not None:
+        initial, drop_at = preset.learning_rate_drop
+        callbacks.append(StepDecay(initial, config["epochs"], drop_at=drop_at))
     if preset.generative:
         reference = figure_reference(images, labels if preset.uses_labels else None)
         callbacks.insert(0, SampleGrid(run_dir / "samples", seed=seed, log_dir=run_dir / "logs",
@@ -203,12 +223,13 @@ def train(
     model.save(partial)
     partial.replace(keras_path)
     result = TrainResult(run_dir, model, history, initial_epoch, config["epochs"], keras_path)
-    if not preset.generative:
+    if not preset.generative and preset.make_data is None:  # classifiers
         result.test_metrics = evaluate_classifier(model, config, data_dir)
         _write_json(run_dir / "metrics.json", result.test_metrics)
         return result
-    result.samples_png = write_samples(model, run_dir / "samples.png", seed=seed,
-                                       title=f"{model_name}, epoch {config['epochs']}")
+    if preset.generative:
+        result.samples_png = write_samples(model, run_dir / "samples.png", seed=seed,
+                                           title=f"{model_name}, epoch {config['epochs']}")
     if hasattr(model, "figures"):
         result.figures = save_model_figures(
             model, images, labels if preset.uses_labels else None, run_dir, seed=seed,
@@ -217,6 +238,17 @@ def train(
         result.saved_model, result.tflite, result.tflite_report = export_model(
             model, run_dir, model_name, export_formats, quantize)
     return result
+
+
+def _check_options(preset, options):
+    """The user's overrides of a preset's model options, refused where the preset has none."""
+    options = {key: value for key, value in (options or {}).items() if value is not None}
+    unknown = sorted(set(options) - set(preset.options))
+    if unknown:
+        valid = ", ".join(preset.options) or "none"
+        raise ValueError(f"{preset.name} takes no {', '.join(unknown)} option; its options: "
+                         f"{valid}.")
+    return options
 
 
 def default_run_dir(model_name, dataset, preset):
@@ -263,6 +295,56 @@ def write_samples(model, path, num_images=64, seed=0, title=None):
     """Save a grid of `num_images` samples for seeds `seed ..` to `path`."""
     images = to_uint8(model.generate(model.sample_inputs(num_images, seed))).numpy()
     return save_image_grid(images, path, title=title)
+
+
+def saved_models_dir():
+    """The folder of shipped trained models: `$KERASGEN_SAVED_MODELS`, else the checkout's
+    `saved_models/`."""
+    return Path(os.environ.get(SAVED_MODELS_ENV) or Path(__file__).resolve().parents[1] /
+                "saved_models")
+
+
+def shipped_models():
+    """Names of the trained models in `saved_models_dir()`."""
+    folder = saved_models_dir()
+    return sorted(path.parent.name for path in folder.glob(f"*/{FINAL_MODEL}"))
+
+
+def ship_model(model, name, card, metrics=None, folder=None):
+    """Write a trained model into `saved_models/<name>/` with its model card.
+
+    The shipped `model.keras` holds the weights and configuration only (no optimizer state),
+    beside `MODEL_CARD.md` and, if given, `metrics.json`. Returns the folder.
+    """
+    target = Path(folder or saved_models_dir()) / name
+    target.mkdir(parents=True, exist_ok=True)
+    inference = model.__class__.from_config(model.get_config())
+    inference.set_weights(model.get_weights())
+    partial = target / f".partial_{FINAL_MODEL}"
+    inference.save(partial)
+    partial.replace(target / FINAL_MODEL)
+    (target / "MODEL_CARD.md").write_text(card)
+    if metrics is not None:
+        _write_json(target / "metrics.json", metrics)
+    return target
+
+
+def load_model(name_or_run):
+    """A shipped model by name (see `shipped_models`) or the model of a run folder.
+
+    Example:
+        >>> denoiser = kerasgen.training.load_model("dncnn_grey_s25")
+        >>> clean = denoiser.restore(noisy_uint8)
+    """
+    path = Path(name_or_run)
+    if not path.is_dir() and "/" not in str(name_or_run):
+        shipped = saved_models_dir() / str(name_or_run)
+        if not (shipped / FINAL_MODEL).exists():
+            raise FileNotFoundError(
+                f"{name_or_run!r} is neither a run folder nor a shipped model; shipped models: "
+                f"{', '.join(shipped_models()) or 'none found'} (in {saved_models_dir()}).")
+        path = shipped
+    return load_run(path)
 
 
 def load_run(run_dir):

@@ -1,6 +1,7 @@
 """Reusable layers."""
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -42,3 +43,39 @@ class LabelEmbedding(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
                 "output_dim": self.output_dim, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class PixelShuffle(keras.layers.Layer):
+    """Sub-pixel rearrangement `[N, H, W, C * r^2] -> [N, H * r, W * r, C]` (depth_to_space).
+
+    Args:
+        block_size: int. The factor r.
+    """
+
+    def __init__(self, block_size, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, inputs):
+        return tf.nn.depth_to_space(inputs, self.block_size)
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class PixelUnshuffle(PixelShuffle):
+    """The inverse of `PixelShuffle`: `[N, H, W, C] -> [N, H / r, W / r, C * r^2]`."""
+
+    def call(self, inputs):
+        return tf.nn.space_to_depth(inputs, self.block_size)
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class NoiseLevelMap(keras.layers.Layer):
+    """One noise level per image (`[N, 1]`) broadcast to a `[N, H, W, 1]` map like `features`."""
+
+    def call(self, features, sigma):
+        # ones_like keeps the static channel count, which TFLite's CONV_2D needs.
+        return tf.ones_like(features[..., :1]) * sigma[:, None, None, :]

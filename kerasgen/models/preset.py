@@ -21,6 +21,14 @@ class ModelPreset:
         generative: bool. Samples, sample grids and generator export apply. Defaults to True.
         compile: callable. `compile(model)`; defaults to `model.compile()` (the family's
             paper defaults).
+        make_data: callable. `make_data(model, dataset, batch_size, seed=, data_dir=)` -> an
+            endless `tf.data.Dataset`, for families that train on something other than
+            whole images (e.g. restoration patches). Defaults to None: `load_arrays`.
+        steps_per_epoch: int. Default batches per epoch (needed with `make_data`).
+        learning_rate_drop: (float, float). `(initial, share)`: train at `initial`, and at
+            `initial * 0.1` after this share of the epochs (`kerasgen.callbacks.StepDecay`).
+            Defaults to None (the optimizer's own rate throughout).
+        options: tuple of str. `model_kwargs` a user may override (CLI: `--sigma`, `--scale`).
     """
 
     name: str
@@ -34,3 +42,7 @@ class ModelPreset:
     uses_labels: bool = False
     generative: bool = True
     compile: Callable = None
+    make_data: Callable = None
+    steps_per_epoch: int = None
+    options: tuple = ()
+    learning_rate_drop: tuple = None

@@ -1,0 +1,157 @@
+"""Restoration benchmark: train at a stated CPU budget, evaluate by the papers' protocols.
+
+    KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_restoration.py \
+        [--out benchmarks/results/restoration] [--models dncnn fsrcnn] [--ship]
+
+Each model trains with `kerasgen train` for `--epochs` x 200 steps (a run folder that is
+already complete is evaluated as it is), then `kerasgen evaluate` measures PSNR/SSIM on the
+standard sets (denoising: KAIR protocol, full image; SR: Y channel, scale-pixel border shaved,
+shipped MATLAB LR files), and LiteRT runs the fp32 / int8 TFLite export on one test image per
+set for the latency per image. Bicubic rows need no training. `--ship` copies the trained
+models into `saved_models/` with a model card each. Prints a Markdown table and writes it to
+OUT/restoration.md (and OUT/restoration.json). Not part of the test suite.
+
+Anchors (dB): BSD68 sigma 25: BM3D 28.57, DnCNN-S 29.23; Set12 sigma 25: BM3D 29.97, DnCNN-S
+30.44; x3 Set5/Set14: bicubic 30.39/27.55, FSRCNN 33.18/29.37, EDSR 34.65/30.52.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from kerasgen import evaluation, export, training  # noqa: E402
+from kerasgen.data import restoration as rdata  # noqa: E402
+
+STEPS_PER_EPOCH = 200
+# model -> (epochs at 200 steps, shipped name, benchmark sets: (dataset, sigma, scale)).
+PLAN = {
+    "dncnn": (7, "dncnn_grey_s25", [("BSD68", 25.0, None), ("Set12", 25.0, None)]),
+    "fsrcnn": (8, "fsrcnn_x3", [("Set5", None, 3), ("Set14", None, 3)]),
+    "espcn": (8, "espcn_x3", [("Set5", None, 3), ("Set14", None, 3)]),
+    "ffdnet": (7, "ffdnet_grey", [(name, sigma, None) for sigma in (15.0, 25.0, 50.0)
+                                  for name in ("BSD68", "Set12")]),
+}
+ANCHORS = {("BSD68", 25.0, None): "BM3D 28.57, DnCNN-S 29.23",
+           ("Set12", 25.0, None): "BM3D 29.97, DnCNN-S 30.44",
+           ("Set5", None, 3): "bicubic 30.39, FSRCNN 33.18, EDSR 34.65",
+           ("Set14", None, 3): "bicubic 27.55, FSRCNN 29.37, EDSR 30.52"}
+TRAIN_TIME = "train_time.json"
+
+
+def train(model_name, epochs, run_dir):
+    """Train (or finish) a run; its wall and CPU seconds are kept in RUN/train_time.json."""
+    path = run_dir / TRAIN_TIME
+    timing = json.loads(path.read_text()) if path.exists() else {"wall_s": 0.0, "cpu_s": 0.0}
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = training.train(model_name, epochs=epochs, steps_per_epoch=STEPS_PER_EPOCH,
+                            out_dir=run_dir, export_formats=("tflite",), verbose=2)
+    timing["wall_s"] += time.perf_counter() - start
+    timing["cpu_s"] += time.process_time() - cpu_start
+    timing["steps"] = int(result.model.optimizer.iterations)
+    path.write_text(json.dumps(timing, indent=2))
+    return result.model, timing
+
+
+def latency(model, tflite, dataset, scale, data_dir):
+    """LiteRT milliseconds per image on the first image of a benchmark set."""
+    if scale:
+        _, low, _ = rdata.load_sr_pairs(dataset, scale, data_dir)
+        image = rdata.as_channels(low[0], model.image_channels)
+    else:
+        image = rdata.as_channels(rdata.load_images(dataset, data_dir)[0], model.image_channels)
+    inputs = [image[None]] + ([np.array([25.0], "float32")] if model.takes_sigma else [])
+    report = export.tflite_parity(tflite, model, inputs=inputs)
+    return report["latency_ms"], report["max_abs_diff"], image.shape[:2]
+
+
+def model_card(name, model_name, model, timing, rows, hardware):
+    preset = training.get_preset(model_name)
+    lines = [
+        f"# {name}", "",
+        f"{preset.description}. Load it with `kerasgen.training.load_model({name!r})` or "
+        f"`kerasgen restore {name} INPUT... --out DIR`.", "",
+        "## Training",
+        f"- Data: `{preset.dataset}` (under KERASGEN_DATA_DIR), random patches with flips and "
+        "rotations, degraded on the fly.",
+        f"- Steps: {timing['steps']} at batch {preset.batch_size}, Adam 1e-3 then 1e-4 for the "
+        "last 40% of the epochs.",
+        f"- Hardware and budget: {hardware}; {timing['wall_s'] / 60:.1f} min wall, "
+        f"{timing['cpu_s'] / 60:.1f} CPU-min. No GPU was available: this is a CPU-budget "
+        "model, not the paper's full training.",
+        f"- Parameters: {model.network.count_params():,}; receptive field {model.min_size} px.",
+        "", "## Measured (kerasgen evaluate, standard protocols)", "",
+        "| set | setting | PSNR (dB) | SSIM | LiteRT fp32 ms/image | anchors |",
+        "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['dataset']} | {row['setting']} | {row['psnr']:.2f} | "
+                     f"{row['ssim']:.4f} | {row['latency_ms']:.1f} ({row['image_size']}) | "
+                     f"{row['anchor']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["dncnn", "fsrcnn"], choices=sorted(PLAN))
+    parser.add_argument("--out", default="benchmarks/results/restoration")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--ship", action="store_true", help="copy models into saved_models/")
+    args = parser.parse_args()
+    out = Path(args.out)
+    hardware = f"{os.cpu_count()} CPU cores ({platform.machine()}), TensorFlow CPU"
+    rows = []
+    for scale in rdata.SCALES:
+        for dataset in ("Set5", "Set14"):
+            report = evaluation.evaluate_restoration(None, dataset, scale=scale,
+                                                     data_dir=args.data_dir)
+            rows.append({"model": "bicubic", "dataset": dataset, "setting": f"x{scale}",
+                         "psnr": report["psnr"], "ssim": report["ssim"], "params": 0,
+                         "budget": "-", "latency_ms": float("nan"), "image_size": "-",
+                         "anchor": ANCHORS.get((dataset, None, scale), "")})
+    for model_name in args.models:
+        epochs, shipped_name, sets = PLAN[model_name]
+        run_dir = out / model_name
+        model, timing = train(model_name, epochs, run_dir)
+        tflite = run_dir / f"{model.network.name}.tflite"
+        model_rows = []
+        for dataset, sigma, scale in sets:
+            report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, scale=scale,
+                                                     data_dir=args.data_dir)
+            ms, diff, size = latency(model, tflite, dataset, scale, args.data_dir)
+            model_rows.append({
+                "model": model_name, "dataset": dataset,
+                "setting": f"sigma={sigma:g}" if sigma is not None else f"x{scale}",
+                "psnr": report["psnr"], "ssim": report["ssim"],
+                "params": model.network.count_params(),
+                "budget": f"{timing['steps']} steps, {timing['wall_s'] / 60:.0f} min",
+                "latency_ms": ms, "tflite_max_diff": diff, "image_size": f"{size[0]}x{size[1]}",
+                "anchor": ANCHORS.get((dataset, sigma, scale), "")})
+            print(model_rows[-1], flush=True)
+        rows += model_rows
+        if args.ship:
+            card = model_card(shipped_name, model_name, model, timing, model_rows, hardware)
+            print("shipped:", training.ship_model(model, shipped_name, card,
+                                                  {"rows": model_rows, "training": timing}))
+    lines = [f"{hardware}; budgets as stated per row (200 steps per epoch).", "",
+             "| model | set | setting | params | training | PSNR (dB) | SSIM | LiteRT ms/image "
+             "(input) | anchors (dB) |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['dataset']} | {row['setting']} | "
+                     f"{row['params']:,} | {row['budget']} | {row['psnr']:.2f} | "
+                     f"{row['ssim']:.4f} | {row['latency_ms']:.1f} ({row['image_size']}) | "
+                     f"{row['anchor']} |")
+    table = "\n".join(lines)
+    print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "restoration.md").write_text(table + "\n")
+    (out / "restoration.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""Restoration: degradations against MATLAB's files, the protocols, training, export, CLI."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasgen import cli, evaluation, export, metrics, training
+from kerasgen.data import restoration as rdata
+from kerasgen.data.sources import DataError
+from kerasgen.models.restoration import PRESETS, Restorer, build_restorer
+
+TINY = {"dncnn": {"depth": 4, "num_filters": 16}, "ffdnet": {"depth": 4, "num_filters": 16},
+        "espcn": {"num_filters": (16, 8)}, "fsrcnn": {"d": 16, "s": 8, "m": 1},
+        "edsr": {"num_blocks": 2, "num_filters": 16}}
+
+
+def tiny(preset, seed=0, **overrides):
+    """A compiled small version of a registered preset."""
+    kwargs = dict(PRESETS[preset].model_kwargs)
+    kwargs.update(TINY[kwargs["architecture"]], **overrides)
+    model = build_restorer(seed=seed, **kwargs)
+    model.compile()
+    return model
+
+
+def photo_patches(model, batch_size=8, seed=0, patch_size=16):
+    from kerasgen.models.restoration import training_data
+
+    return training_data(model, "photos", batch_size, seed=seed, patch_size=patch_size)
+
+
+def photo(height, width, channels=3, index=2):
+    return rdata.as_channels(rdata.load_images("photos")[index][:height, :width], channels)
+
+
+@pytest.fixture(scope="module")
+def trained_denoiser():
+    """A small grey sigma=25 DnCNN trained enough to denoise (export parity needs real output)."""
+    model = tiny("dncnn", seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(photo_patches(model, batch_size=16, patch_size=24), epochs=1, steps_per_epoch=150,
+              verbose=0)
+    return model
+
+
+# --- degradations and the protocols ------------------------------------------------------------
+
+def test_bicubic_downscale_reproduces_matlab_lr_files(data_dir):
+    """The shipped Set5/Set14 LR files were made by MATLAB's imresize; ours match them."""
+    for scale, exact_share in ((2, 0.99), (3, 1.0), (4, 0.998)):
+        for name in ("Set5", "Set14"):
+            high, low, _ = rdata.load_sr_pairs(name, scale, data_dir)
+            for hr, lr in zip(high[:3], low[:3]):
+                ours = np.clip(np.round(rdata.bicubic_downscale(
+                    hr[None].astype("float32"), scale, uint8_passes=True).numpy()[0]), 0, 255)
+                assert ours.shape == lr.shape
+                assert np.mean(ours == lr) >= exact_share
+                assert np.abs(ours - lr).max() <= 2
+                # Float passes (training) stay within rounding of the files: PSNR > 55 dB.
+                floats = np.round(rdata.bicubic_downscale(hr[None].astype("float32"), scale))
+                assert float(metrics.psnr(lr[None], floats)[0]) > 55.0
+
+
+def test_bicubic_kernel_properties():
+    for scale in (2, 3, 4):
+        weights, pad = rdata.bicubic_taps(scale)
+        assert weights.sum() == pytest.approx(1.0) and len(weights) == 4 * scale - scale % 2
+        np.testing.assert_allclose(weights, weights[::-1], atol=1e-7)  # symmetric
+        flat = np.full((1, 12 * scale, 6 * scale, 1), 0.3, "float32")
+        np.testing.assert_allclose(rdata.bicubic_downscale(flat, scale), 0.3, atol=1e-6)
+        np.testing.assert_allclose(rdata.bicubic_upscale(flat[:, ::scale, ::scale], scale), 0.3,
+                                   atol=1e-6)
+    with pytest.raises(ValueError, match=r"Unsupported scale 5.*\[2, 3, 4\]"):
+        rdata.bicubic_downscale(flat, 5)
+
+
+def test_bicubic_baseline_reproduces_the_papers_numbers(data_dir):
+    """Bicubic x3 on Set5 (Y, shave 3): 30.39 dB in the SRCNN/FSRCNN/EDSR tables."""
+    report = evaluation.evaluate_restoration(None, "Set5", scale=3, data_dir=data_dir)
+    assert report["psnr"] == pytest.approx(30.39, abs=0.03)
+    assert report["num_images"] == 5 and [row["image"] for row in report["rows"]][0] == "baby"
+
+
+def test_colour_conversions():
+    rgb = np.random.default_rng(0).uniform(0, 1, (2, 5, 7, 3)).astype("float32")
+    ycbcr = rdata.rgb_to_ycbcr(rgb)
+    np.testing.assert_allclose(rdata.ycbcr_to_rgb(ycbcr), rgb, atol=1e-5)
+    np.testing.assert_allclose(ycbcr[..., :1] * 255.0, metrics.rgb_to_y(rgb * 255.0), atol=1e-3)
+    # Black and white: Y = 16 and 235 (MATLAB's studio range), chroma 128.
+    extremes = rdata.rgb_to_ycbcr(np.array([[0, 0, 0], [1, 1, 1]], "float32")).numpy() * 255
+    np.testing.assert_allclose(extremes, [[16, 128, 128], [235, 128, 128]], atol=1e-3)
+
+
+def test_gaussian_noise_level_and_no_clipping():
+    images = np.full((4, 64, 64, 1), 0.02, "float32")
+    noisy = rdata.add_noise(images, [5.0, 15.0, 25.0, 50.0], seed=tf.constant([1, 2])).numpy()
+    stds = (noisy - images).reshape(4, -1).std(axis=1) * 255
+    np.testing.assert_allclose(stds, [5, 15, 25, 50], rtol=0.05)
+    assert noisy.min() < 0.0  # the KAIR protocol does not clip the noisy input
+
+
+def test_denoising_protocol_by_hand(data_dir):
+    """An identity "denoiser" scores the PSNR of the clamped, rounded noisy images."""
+    network = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Identity()])
+    identity = Restorer(network, sigma=25.0)
+    report = evaluation.evaluate_restoration(identity, "Set12", sigma=25.0, data_dir=data_dir)
+    images = rdata.load_images("Set12", data_dir)
+    expected = []
+    for index, image in enumerate(images):
+        clean = image.astype(np.float32) / 255.0
+        noise = np.random.default_rng([0, index]).normal(0.0, 25.0 / 255.0, clean.shape)
+        noisy = np.round(np.clip(clean + noise.astype(np.float32), 0, 1) * 255)
+        mse = np.mean((noisy - image.astype(np.float64)) ** 2)
+        expected.append(10 * np.log10(255.0**2 / mse))
+    # float32 vs float64 rounding flips a few pixels at .5: ~1e-5 dB each.
+    np.testing.assert_allclose([row["psnr"] for row in report["rows"]], expected, atol=1e-4)
+    # Clamping makes the noisy PSNR a little above 20log10(255/25) = 20.17 dB.
+    assert 20.17 < report["psnr"] < 21.0 and report["num_images"] == 12
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def test_patch_dataset_is_seeded_augmented_and_checks_sizes():
+    images = [np.arange(30 * 40, dtype=np.uint8).reshape(30, 40, 1),
+              np.full((50, 20, 1), 7, np.uint8)]
+    first = next(iter(rdata.patch_dataset(images, 16, 8, seed=1))).numpy()
+    again = next(iter(rdata.patch_dataset(images, 16, 8, seed=1))).numpy()
+    other = next(iter(rdata.patch_dataset(images, 16, 8, seed=2))).numpy()
+    assert first.shape == (8, 16, 16, 1) and first.dtype == np.float32
+    assert 0.0 <= first.min() and first.max() <= 1.0
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    with pytest.raises(DataError, match="smaller than the 32x32 patches"):
+        rdata.patch_dataset(images, 32, 8)
+    with pytest.raises(DataError, match="mix channel counts"):
+        rdata.patch_dataset([images[0], np.zeros((30, 30, 3), np.uint8)], 16, 8)
+
+
+def test_unreadable_files_are_refused(tmp_path):
+    import PIL.Image
+
+    deep = tmp_path / "deep.png"
+    PIL.Image.fromarray(np.full((40, 40), 30000, np.uint16)).save(deep)
+    alpha = tmp_path / "alpha.png"
+    PIL.Image.fromarray(np.zeros((40, 40, 4), np.uint8), "RGBA").save(alpha)
+    with pytest.raises(DataError, match="16-bit PNG"):
+        rdata.read_image(deep)
+    with pytest.raises(DataError, match="alpha channel"):
+        rdata.read_image(alpha)
+    with pytest.raises(DataError, match="Unknown restoration data 'nope'"):
+        rdata.load_images("nope")
+
+
+# --- training ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", ["dncnn", "dncnn_blind", "ffdnet", "espcn", "fsrcnn", "edsr"])
+def test_fit_moves_every_weight_and_lowers_the_loss(preset):
+    model = tiny(preset, seed=1)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    patches = photo_patches(model, patch_size=16 if model.task == "denoise" else 8)
+    batch = next(iter(patches))
+    # The same batch again and again (noise redrawn): the loss must fall.
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=3,
+                        steps_per_epoch=8, verbose=0).history
+    assert all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
+    moved = [not np.allclose(a, b.numpy()) for a, b in zip(before, model.trainable_weights)]
+    assert all(moved), [w.path for w, m in zip(model.trainable_weights, moved) if not m]
+
+
+def test_fit_on_degraded_clean_pairs():
+    model = tiny("dncnn", seed=2)
+    clean = np.random.default_rng(0).uniform(0, 1, (16, 16, 16, 1)).astype("float32")
+    noisy = clean + np.random.default_rng(1).normal(0, 0.1, clean.shape).astype("float32")
+    history = model.fit(noisy, clean, batch_size=8, epochs=2, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+
+
+def test_reload_keeps_weights_optimizer_and_noise_stream(tmp_path):
+    model = tiny("dncnn_blind", seed=4)
+    model.fit(photo_patches(model), epochs=1, steps_per_epoch=3, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded, Restorer) and loaded.sigma_range == (0.0, 55.0)
+    assert int(loaded.optimizer.iterations) == 3
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # The next step is the same step: same weights, moments and noise draws.
+    batch = next(iter(photo_patches(model, seed=9)))
+    model.fit(batch, epochs=1, verbose=0, batch_size=8, shuffle=False)
+    loaded.fit(batch, epochs=1, verbose=0, batch_size=8, shuffle=False)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["dncnn_blind", "espcn"])
+def test_mirrored_strategy_step_equals_single_device_step(mirrored_strategy, preset):
+    batch = next(iter(photo_patches(tiny(preset), batch_size=16, patch_size=12, seed=5)))
+
+    def one_step(strategy):
+        with strategy.scope():
+            model = tiny(preset, seed=6)
+        history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0).history
+        return [w.numpy() for w in model.weights + model.optimizer.variables], history
+
+    single, single_history = one_step(tf.distribute.get_strategy())
+    mirrored, mirrored_history = one_step(mirrored_strategy)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < 1e-5
+    for name in ("loss", "psnr"):
+        assert mirrored_history[name][0] == pytest.approx(single_history[name][0], rel=1e-4)
+
+
+def test_trained_denoiser_beats_its_noisy_input(trained_denoiser):
+    clean = photo(96, 80, channels=1, index=6)[None]
+    noisy = rdata.add_noise(clean / 255.0, 25.0, seed=tf.constant([3, 4]))
+    restored = trained_denoiser.restore_float(noisy)
+    noisy_psnr = float(metrics.psnr(clean, np.clip(noisy, 0, 1) * 255)[0])
+    assert float(metrics.psnr(clean, np.clip(restored, 0, 1) * 255)[0]) > noisy_psnr + 3.0
+
+
+# --- inference and export ------------------------------------------------------------------
+
+def test_restore_any_size_pads_for_the_network_and_checks_inputs():
+    ffdnet = tiny("ffdnet", seed=2)
+    grey = photo(71, 66, channels=1)  # odd height: reflect-padded to even, cropped back
+    assert ffdnet.restore(grey, sigma=30.0).shape == (1, 71, 66, 1)
+    espcn = tiny("espcn", seed=2)
+    assert espcn.restore(photo(13, 17)).shape == (1, 39, 51, 3)
+    assert espcn.restore(photo(13, 17, channels=1)).shape == (1, 39, 51, 1)
+    with pytest.raises(ValueError, match=r"pass sigma= \(CLI: --sigma N"):
+        ffdnet.restore(grey)
+    with pytest.raises(ValueError, match=r"sigma=80.0 is out of range.*\[0, 75\]"):
+        ffdnet.restore(grey, sigma=80.0)
+    with pytest.raises(ValueError, match="smaller than this network's receptive field"):
+        ffdnet.restore(photo(12, 200, channels=1), sigma=10.0)
+    with pytest.raises(ValueError, match="restores grey.*use a colour model"):
+        ffdnet.restore(photo(71, 66), sigma=10.0)
+    with pytest.raises(ValueError, match="uint8"):
+        espcn.restore(photo(13, 17).astype("float32"))
+    dncnn = tiny("dncnn")
+    with pytest.raises(ValueError, match="trained for sigma=25 only"):
+        dncnn.restore(grey, sigma=50.0)
+
+
+def test_builders_reject_bad_settings():
+    with pytest.raises(ValueError, match=r"Unsupported scale 5"):
+        build_restorer(architecture="espcn", color="y", scale=5)
+    with pytest.raises(ValueError, match=r"lie in \[0, 75\]"):
+        build_restorer(architecture="dncnn", sigma=90.0)
+    with pytest.raises(ValueError, match="exactly one of sigma"):
+        build_restorer(architecture="dncnn")
+    with pytest.raises(ValueError, match="Unknown architecture 'unet'.*dncnn"):
+        build_restorer(architecture="unet")
+    with pytest.raises(ValueError, match="not a multiple of 2"):
+        photo_patches(tiny("ffdnet"), patch_size=15)
+
+
+def test_dynamic_shape_saved_model_rest_and_tflite_parity_on_odd_sizes(trained_denoiser,
+                                                                       tmp_path):
+    model = trained_denoiser
+    path = export.export_saved_model(model, tmp_path, "dncnn")
+    summary = export.signature_summary(path)
+    assert summary["restore"] == {"inputs": {"images": ("uint8", [None, None, None, 1])},
+                                  "outputs": {"images": ("uint8", [None, None, None, 1])}}
+    loaded = tf.saved_model.load(str(path))
+    for height, width in ((37, 53), (64, 41)):
+        noisy = photo(height, width, channels=1, index=1)[None]
+        expected = model.restore(noisy).numpy()
+        served = loaded.signatures["restore"](images=tf.constant(noisy))["images"].numpy()
+        np.testing.assert_array_equal(served, expected)
+    answer = export.predict_rest(path, json.dumps({"instances": noisy.tolist()}))
+    np.testing.assert_array_equal(np.array(answer["predictions"], np.uint8), expected)
+
+    odd = photo(45, 61, channels=1, index=0)[None]
+    assert np.ptp(model.restore(odd)) > 100, "parity on a flat image would prove nothing"
+    for quantize, tolerance, mean_tolerance in (("none", 1, 0.01), ("float16", 2, 0.1),
+                                                ("int8", 40, 3.0)):
+        tflite = export.export_tflite(model, tmp_path / f"dncnn_{quantize}.tflite", quantize,
+                                      saved_model_path=path)
+        for inputs in ([odd], [photo(40, 36, channels=1, index=5)[None]]):
+            report = export.tflite_parity(tflite, model, inputs=inputs)
+            assert report["max_abs_diff"] <= tolerance, (quantize, report)
+            assert report["mean_abs_diff"] <= mean_tolerance, (quantize, report)
+        assert not any(op.startswith("Flex") for op in report["ops"])
+
+
+@pytest.mark.parametrize("preset", ["ffdnet_color", "fsrcnn", "edsr"])
+def test_every_family_exports_builtin_tflite_with_dynamic_shapes(preset, tmp_path):
+    model = tiny(preset, seed=5)
+    model.fit(photo_patches(model, patch_size=8 if model.scale > 1 else 16), epochs=1,
+              steps_per_epoch=20, verbose=0)
+    tflite = export.export_tflite(model, tmp_path / f"{preset}.tflite")
+    image = photo(27, 35, channels=model.image_channels)[None]
+    inputs = [image, np.array([20.0], "float32")] if model.takes_sigma else [image]
+    report = export.tflite_parity(tflite, model, inputs=inputs)
+    assert report["max_abs_diff"] <= 1 and not report["has_nan"], report
+
+
+# --- CLI and shipped models ----------------------------------------------------------------
+
+def _write_png(path, image):
+    tf.io.write_file(str(path), tf.io.encode_png(image))
+    return str(path)
+
+
+def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["train", "dncnn", "--dataset", "photos", "--epochs", "1",
+                     "--steps-per-epoch", "2", "--batch-size", "4", "--sigma", "15",
+                     "--out", str(run), "--quantize", "float16"]) == 0
+    out = capsys.readouterr().out
+    assert "SavedModel:" in out and "dncnn_float16.tflite" in out
+    config = json.loads((run / training.RUN_CONFIG).read_text())
+    assert config["model_kwargs"]["sigma"] == 15 and config["steps_per_epoch"] == 2
+
+    grey = _write_png(tmp_path / "odd.png", photo(41, 57, channels=1))
+    assert cli.main(["restore", str(run), grey, "--out", str(tmp_path / "out")]) == 0
+    restored = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "odd.png"))).numpy()
+    assert restored.shape == (41, 57, 1)
+    # Existing outputs are kept unless --overwrite.
+    assert cli.main(["restore", str(run), grey, "--out", str(tmp_path / "out")]) == 2
+    assert "Would overwrite" in capsys.readouterr().err
+
+    assert cli.main(["evaluate", str(run), "--dataset", "Set12", "--sigma", "15",
+                     "--data-dir", str(data_dir)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("Set12 (sigma=15, 12 images)") and table[-1].startswith("mean")
+    assert len(table) == 2 + 12 + 1
+
+    for args, message in (
+            (["train", "espcn", "--sigma", "25"], "espcn takes no sigma option"),
+            (["evaluate", str(run), "--dataset", "Set5"], "is a super-resolution set"),
+            (["evaluate", str(run), "--dataset", "CBSD68", "--sigma", "25"], "colour set"),
+            (["restore", str(run), grey, "--out", str(tmp_path / "o2"), "--scale", "3"],
+             "Unsupported scale 3"),
+            (["restore", str(run), grey, "--out", str(tmp_path / "o3"), "--sigma", "25"],
+             "trained for sigma=15 only"),
+            (["restore", "no_such_model", grey, "--out", str(tmp_path / "o4")],
+             "neither a run folder nor a shipped model")):
+        assert cli.main(args + ["--data-dir", str(data_dir)] if args[0] == "evaluate"
+                        else args) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
