@@ -63,3 +63,21 @@ OUT_DIR = "vae"
     assert "manifold grid: (225, 16, 16, 1)" in outputs
     assert "decode" in outputs and "TFLite decoder" in outputs
     assert (tmp_path / "vae" / "vae" / "samples" / "epoch_0002_reconstructions.png").exists()
+
+
+def test_restoration_notebook(tmp_path, data_dir):
+    outputs = run_notebook("05_restoration.ipynb", f"""DATA_DIR = {str(data_dir)!r}
+DENOISE_DATA = "photos"
+SR_DATA = "photos"
+EPOCHS = 1
+STEPS_PER_EPOCH = 2
+BATCH_SIZE = 4
+SIGMA = 25.0
+OUT_DIR = "restoration"
+""", tmp_path)
+    assert "bicubic x3 on Set5 (Y, shave 3): 30.40 dB" in outputs
+    assert "identical pixels 100.0000%" in outputs
+    assert "Set12 (sigma=25, 12 images)" in outputs and "Set5 (x3, Y channel" in outputs
+    assert "restore          {'images': ('uint8', [None, None, None, 1])}" in outputs
+    assert outputs.count("LiteRT on") == 2
+    assert (tmp_path / "restoration" / "dncnn" / "dncnn.tflite").exists()

@@ -343,3 +343,29 @@ def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, c
                         else args) == 2, args
         assert message in capsys.readouterr().err, args
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "fsrcnn_x3": ("Set5", None)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data_dir, tmp_path,
+                                                                      capsys):
+    assert name in training.shipped_models()
+    model = training.load_model(name)
+    assert isinstance(model, Restorer) and getattr(model, "optimizer", None) is None
+    card = (training.saved_models_dir() / name / "MODEL_CARD.md").read_text()
+    assert "## Training" in card and "CPU" in card
+    dataset, sigma = SHIPPED[name]
+    recorded = json.loads((training.saved_models_dir() / name / "metrics.json").read_text())
+    row = next(row for row in recorded["rows"] if row["dataset"] == dataset)
+    report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, data_dir=data_dir)
+    assert report["psnr"] == pytest.approx(row["psnr"], abs=0.01)
+    assert report["ssim"] == pytest.approx(row["ssim"], abs=1e-4)
+    # Clearly better than the input: noisy Set12 at sigma 25 is ~20.4 dB, bicubic Set5 x3 30.4.
+    assert report["psnr"] > (27.0 if sigma else 31.0)
+    image = photo(45, 67, channels=model.image_channels)
+    source = _write_png(tmp_path / "input.png", image)
+    assert cli.main(["restore", name, source, "--out", str(tmp_path / "out")]) == 0
+    written = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "input.png"))).numpy()
+    assert written.shape == (45 * model.scale, 67 * model.scale, model.image_channels)

@@ -37,6 +37,35 @@ class SeededModel(keras.Model):
         return config
 
 
+class SingleOptimizer:
+    """`compile(optimizer=None)` of a wrapper trained by one optimizer, saved with the model.
+
+    Subclasses set `default_learning_rate` (Adam's, when no optimizer is passed).
+    """
+
+    default_learning_rate = 1e-3
+
+    def compile(self, optimizer=None, **kwargs):
+        """Configure training.
+
+        Args:
+            optimizer: `keras.optimizers.Optimizer`. Defaults to Adam at the family's
+                `default_learning_rate` (1e-3).
+        """
+        optimizer = optimizer or keras.optimizers.Adam(self.default_learning_rate)
+        super().compile(optimizer=optimizer, **kwargs)
+        # Built now so that `.keras` loading finds its slots and restores its moments.
+        self.optimizer.build(self.trainable_variables)
+
+    def get_compile_config(self):
+        if getattr(self, "optimizer", None) is None:  # not compiled: an inference model
+            return None
+        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]))
+
+
 def latents_from_seeds(seeds, latent_dim):
     """One deterministic N(0, 1) latent vector per int32 seed, whatever the batch around it."""
     seeds = tf.cast(tf.reshape(seeds, [-1]), tf.int32)

@@ -29,7 +29,7 @@ from kerasgen.data import unit_to_uint8
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
 from kerasgen.layers import NoiseLevelMap, PixelShuffle, PixelUnshuffle
-from kerasgen.models.base import SeededModel
+from kerasgen.models.base import SeededModel, SingleOptimizer
 from kerasgen.models.preset import ModelPreset
 
 TASKS = ("denoise", "super_resolution")
@@ -174,7 +174,7 @@ ARCHITECTURES = {
 # --- the training wrapper --------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class Restorer(SeededModel):
+class Restorer(SingleOptimizer, SeededModel):
     """Trains a restoration network with `fit` on clean patches degraded on the fly.
 
     `fit` data: clean float images in [0, 1] (`patch_dataset`), RGB for `color="y"`; or
@@ -196,6 +196,8 @@ class Restorer(SeededModel):
         size_multiple: int. Inputs are reflect-padded to a multiple of this. Defaults to 1.
         seed: int. Seed of the noise stream. Defaults to None.
     """
+
+    default_learning_rate = LEARNING_RATE  # DnCNN, EDSR
 
     def __init__(self, network, task="denoise", scale=1, sigma=None, sigma_range=None,
                  color="grey", loss="l2", min_size=1, size_multiple=1, seed=None, **kwargs):
@@ -245,22 +247,6 @@ class Restorer(SeededModel):
     @property
     def metrics(self):
         return [self.loss_tracker, self.psnr_tracker]
-
-    def compile(self, optimizer=None, **kwargs):
-        """Configure training.
-
-        Args:
-            optimizer: `keras.optimizers.Optimizer`. Defaults to Adam(1e-3) (DnCNN, EDSR).
-        """
-        super().compile(optimizer=optimizer or keras.optimizers.Adam(LEARNING_RATE), **kwargs)
-        # Built now so that `.keras` loading finds its slots and restores its moments.
-        self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer)}
-
-    def compile_from_config(self, config):
-        self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]))
 
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)

@@ -27,12 +27,12 @@ from kerasgen.data import unit_to_uint8
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
 from kerasgen.layers import LabelEmbedding
-from kerasgen.models.base import LatentSampling, SeededModel, latents_from_seeds, unpack_labelled
+from kerasgen.models.base import (LatentSampling, SeededModel, SingleOptimizer, latents_from_seeds,
+                                  unpack_labelled)
 from kerasgen.models.dcgan import num_upsamplings
 from kerasgen.models.preset import ModelPreset
 
 KERNEL_SIZE = 4
-LEARNING_RATE = 1e-3
 BINARIZATIONS = ("dynamic", "none")
 LABEL_EMBEDDING = "label_embedding"
 # Most decoder passes one call of the NLL estimator makes (images x importance samples).
@@ -126,7 +126,7 @@ def build_decoder(latent_dim, image_shape, likelihood="bernoulli", base_filters=
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class VAE(LatentSampling, SeededModel):
+class VAE(SingleOptimizer, LatentSampling, SeededModel):
     """Trains an encoder q(z|x) and a decoder p(x|z) with `fit` on the (beta-)ELBO or IWAE bound.
 
     Args:
@@ -216,22 +216,6 @@ class VAE(LatentSampling, SeededModel):
         """Reconstructions (the decoder's mean image in [0, 1]) of intensities in [0, 1]."""
         mean, _ = self._encode(inputs, None, training)
         return distributions.image_mean(self.likelihood, self._decode(mean, None, training))
-
-    def compile(self, optimizer=None, **kwargs):
-        """Configure training.
-
-        Args:
-            optimizer: `keras.optimizers.Optimizer`. Defaults to Adam(1e-3).
-        """
-        super().compile(optimizer=optimizer or keras.optimizers.Adam(LEARNING_RATE), **kwargs)
-        # Built now so that `.keras` loading finds its slots and restores its moments.
-        self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        return {"optimizer": keras.saving.serialize_keras_object(self.optimizer)}
-
-    def compile_from_config(self, config):
-        self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]))
 
     # --- hooks that the conditional subclass overrides --------------------------------------
 
