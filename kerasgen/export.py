@@ -179,15 +179,15 @@ def export_tflite(model, path, quantize="none", saved_model_path=None):
     """
     path = Path(path)
     spec = model.serving_spec()
-    representative = None
-    if quantize == "int8":
-        _, input_signature = spec.endpoints[spec.default]
-        names = [tensor_spec.name for tensor_spec in input_signature]
+    _, input_signature = spec.endpoints[spec.default]
+    names = [tensor_spec.name for tensor_spec in input_signature]
 
-        def representative():
-            # Keyed by input name: the converter may order a signature's inputs otherwise.
-            for inputs in model.representative_inputs():
-                yield dict(zip(names, inputs))
+    def calibration_inputs():
+        # Keyed by input name: the converter may order a signature's inputs otherwise.
+        for inputs in model.representative_inputs():
+            yield dict(zip(names, inputs))
+
+    representative = calibration_inputs if quantize == "int8" else None
     with tempfile.TemporaryDirectory() as scratch:
         if saved_model_path is None:
             saved_model_path = export_saved_model(model, scratch, "model")
