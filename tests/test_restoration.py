@@ -372,3 +372,20 @@ def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data
     assert cli.main(["restore", name, source, "--out", str(tmp_path / "out")]) == 0
     written = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "input.png"))).numpy()
     assert written.shape == (45 * model.scale, 67 * model.scale, model.image_channels)
+
+
+def test_ship_model_writes_a_compressed_weights_only_model_loadable_by_name(tmp_path,
+                                                                            monkeypatch):
+    import zipfile
+
+    model = tiny("espcn", seed=8)
+    model.fit(photo_patches(model, patch_size=8), epochs=1, steps_per_epoch=2, verbose=0)
+    folder = training.ship_model(model, "tiny_x3", "# tiny_x3\n", {"rows": []}, folder=tmp_path)
+    with zipfile.ZipFile(folder / "model.keras") as archive:
+        assert {item.compress_type for item in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    monkeypatch.setenv(training.SAVED_MODELS_ENV, str(tmp_path))
+    assert training.shipped_models() == ["tiny_x3"]
+    loaded = training.load_model("tiny_x3")
+    assert getattr(loaded, "optimizer", None) is None
+    image = photo(13, 17)
+    np.testing.assert_array_equal(loaded.restore(image), model.restore(image))
