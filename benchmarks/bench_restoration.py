@@ -99,7 +99,7 @@ def model_card(name, model_name, epochs, model, timing, rows, hardware):
         "rotations, degraded on the fly.",
         f"- Steps: {timing['steps']} at batch {preset.batch_size} ({epochs} epochs of "
         f"{STEPS_PER_EPOCH}), Adam 1e-3, 1e-4 from epoch "
-        f"{math.ceil(preset.learning_rate_drop[1] * epochs) + 1}.",
+        f"{math.ceil(preset.learning_rate_schedule.keywords['drop_at'] * epochs) + 1}.",
         f"- Hardware and budget: {hardware}; {timing['wall_s'] / 60:.1f} min wall, "
         f"{timing['cpu_s'] / 60:.1f} CPU-min. No GPU was available: this is a CPU-budget "
         "model, not the paper's full training.",

@@ -163,11 +163,28 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class StepDecay(keras.callbacks.Callback):
+class EpochSchedule(keras.callbacks.Callback):
+    """Sets the learning rate of every optimizer of the model at the start of each epoch.
+
+    Subclasses define `rate(epoch)`. The rate depends only on the epoch index, so a resumed
+    run continues on the same schedule. Models with several optimizers list them in
+    `schedule_optimizers()` (e.g. CycleGAN's four); others use `model.optimizer`.
+    """
+
+    def rate(self, epoch):
+        raise NotImplementedError
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizers = (self.model.schedule_optimizers()
+                      if hasattr(self.model, "schedule_optimizers") else [self.model.optimizer])
+        for optimizer in optimizers:
+            optimizer.learning_rate.assign(self.rate(epoch))
+
+
+class StepDecay(EpochSchedule):
     """Learning rate `initial` for the first `drop_at` share of epochs, then `initial * factor`.
 
-    DnCNN's schedule (1e-3 for 30 of 50 epochs, then 1e-4). It depends only on the epoch
-    index, so a resumed run continues on the same schedule.
+    DnCNN's schedule (1e-3 for 30 of 50 epochs, then 1e-4).
 
     Args:
         initial: float. The starting learning rate.
@@ -187,5 +204,32 @@ class StepDecay(keras.callbacks.Callback):
         """The learning rate of (0-based) `epoch`."""
         return self.initial * (self.factor if epoch >= self.drop_at * self.epochs else 1.0)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.optimizer.learning_rate.assign(self.rate(epoch))
+
+class LinearDecay(EpochSchedule):
+    """Learning rate `initial` for the first `constant_share` of epochs, then linearly down.
+
+    CycleGAN's and pix2pix's schedule (Zhu et al. 2017, section 7.1: 2e-4 for 100 epochs, then
+    linearly to zero over the next 100), with the reference implementation's exact factors
+    (github.com/junyanz/pytorch-CycleGAN-and-pix2pix, `networks.get_scheduler`, "linear"):
+    epoch e of n constant and d decaying epochs trains at
+    `initial * (1 - max(0, e + 1 - n) / (d + 1))`.
+
+    Args:
+        initial: float. The starting learning rate.
+        epochs: int. Total epochs of the run (n + d).
+        constant_share: float. Share of the epochs at the initial rate. Defaults to 0.5.
+    """
+
+    def __init__(self, initial, epochs, constant_share=0.5):
+        super().__init__()
+        if not 0.0 <= constant_share <= 1.0:
+            raise ValueError(f"constant_share must be in [0, 1], got {constant_share}.")
+        self.initial = float(initial)
+        self.epochs = int(epochs)
+        self.constant_share = float(constant_share)
+
+    def rate(self, epoch):
+        """The learning rate of (0-based) `epoch`."""
+        constant = round(self.constant_share * self.epochs)
+        decaying = self.epochs - constant
+        return self.initial * (1.0 - max(0, epoch + 1 - constant) / (decaying + 1))

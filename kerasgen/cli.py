@@ -74,6 +74,14 @@ def _parser():
     restore.add_argument("--sigma", type=float, help="noise level of the inputs (FFDNet)")
     restore.add_argument("--scale", type=int, help="SR factor; must be the model's")
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+    translate = commands.add_parser(
+        "translate", help="translate image files of any size (cyclegan, pix2pix)")
+    translate.add_argument("model", help="a run folder (or a shipped model name)")
+    translate.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/BMP files")
+    translate.add_argument("--direction", help="a2b or b2a for CycleGAN (default: a2b)")
+    translate.add_argument("--out", required=True, help="folder for the translated PNGs")
+    translate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     return parser
 
 
@@ -138,6 +146,17 @@ def _run(args):
                              f"x{model.scale}; train or pick a model for x{args.scale}.")
         for path in restore_files(model, args.inputs, args.out, sigma=args.sigma,
                                   overwrite=args.overwrite):
+            print(path)
+        return 0
+    if args.command == "translate":
+        from kerasgen.models.translation import translate_files
+
+        model = training.load_model(args.model)
+        if not hasattr(model, "translate"):
+            raise ValueError(f"{args.model} holds a {model.name!r} model, not a translation one "
+                             "(cyclegan, pix2pix).")
+        for path in translate_files(model, args.inputs, args.out, direction=args.direction,
+                                    overwrite=args.overwrite):
             print(path)
         return 0
     if args.command == "evaluate":

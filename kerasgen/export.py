@@ -167,8 +167,17 @@ def convert_tflite(saved_model_path, signature, quantize="none", representative_
     return converter.convert()
 
 
-def export_tflite(model, path, quantize="none", saved_model_path=None):
-    """Convert a model's default endpoint into a `.tflite` file and check its ops.
+def _endpoint(spec, signature):
+    """The name and `(function, input_signature)` of an endpoint; None: the default one."""
+    signature = signature or spec.default
+    if signature not in spec.endpoints:
+        raise ValueError(f"Unknown signature {signature!r}; this model exports "
+                         f"{sorted(spec.endpoints)}.")
+    return signature, spec.endpoints[signature]
+
+
+def export_tflite(model, path, quantize="none", saved_model_path=None, signature=None):
+    """Convert one endpoint of a model into a `.tflite` file and check its ops.
 
     Args:
         model: a kerasgen training wrapper (with `serving_spec()` and, for int8,
@@ -176,10 +185,12 @@ def export_tflite(model, path, quantize="none", saved_model_path=None):
         path: str. The `.tflite` file to write.
         quantize: str. See `convert_tflite`. Defaults to `"none"`.
         saved_model_path: str. Convert this SavedModel instead of exporting a temporary one.
+        signature: str. The endpoint to convert (e.g. CycleGAN's `"b2a"`). Defaults to the
+            model's default endpoint.
     """
     path = Path(path)
     spec = model.serving_spec()
-    _, input_signature = spec.endpoints[spec.default]
+    signature, (_, input_signature) = _endpoint(spec, signature)
     names = [tensor_spec.name for tensor_spec in input_signature]
 
     def calibration_inputs():
@@ -191,7 +202,7 @@ def export_tflite(model, path, quantize="none", saved_model_path=None):
     with tempfile.TemporaryDirectory() as scratch:
         if saved_model_path is None:
             saved_model_path = export_saved_model(model, scratch, "model")
-        flatbuffer = convert_tflite(saved_model_path, spec.default, quantize, representative)
+        flatbuffer = convert_tflite(saved_model_path, signature, quantize, representative)
     check_tflite_ops(flatbuffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(flatbuffer)
@@ -221,7 +232,7 @@ def check_tflite_ops(model_content_or_path):
         raise ValueError(f"The TFLite model uses ops that LiteRT builtins lack: {bad}.")
 
 
-def tflite_parity(tflite_path, model, inputs=None, repeats=5):
+def tflite_parity(tflite_path, model, inputs=None, repeats=5, signature=None):
     """Run a `.tflite` file with LiteRT and compare it with the Keras model's endpoint.
 
     Args:
@@ -230,20 +241,20 @@ def tflite_parity(tflite_path, model, inputs=None, repeats=5):
         inputs: list of numpy arrays for the endpoint. Defaults to the first batch of
             `model.representative_inputs(seed=10_000)` (data the int8 calibration never saw).
         repeats: int. Timed runs; the median is reported. Defaults to 5.
+        signature: str. The endpoint the file was converted from. Defaults to the default one.
 
     Returns:
         dict with `max_abs_diff`, `mean_abs_diff` (output units: uint8 levels for images),
         `latency_ms` (per call), `size_bytes`, `has_nan` and `ops`.
     """
-    spec = model.serving_spec()
-    function, input_signature = spec.endpoints[spec.default]
+    signature, (function, input_signature) = _endpoint(model.serving_spec(), signature)
     if inputs is None:
         inputs = next(iter(model.representative_inputs(num_batches=1, seed=10_000)))
     feed = {tensor_spec.name: np.asarray(value, tensor_spec.dtype.as_numpy_dtype)
             for tensor_spec, value in zip(input_signature, inputs)}
     expected = {key: np.asarray(value) for key, value in function(**feed).items()}
     runner = interpreter(tflite_path)
-    signature_runner = runner.get_signature_runner(spec.default)
+    signature_runner = runner.get_signature_runner(signature)
     # One warm-up call, then the timed ones.
     actual = signature_runner(**feed)
     timings = []

@@ -3,7 +3,8 @@
 Adding a family: its module under `kerasgen/models/`, one line here, one test module.
 """
 
-from kerasgen.models import classifier, conditional_gan, dcgan, restoration, vae, wgan_gp
+from kerasgen.models import (classifier, conditional_gan, dcgan, restoration, translation, vae,
+                             wgan_gp)
 
 MODELS = {
     **dcgan.PRESETS,
@@ -12,6 +13,7 @@ MODELS = {
     **classifier.PRESETS,
     **vae.PRESETS,
     **restoration.PRESETS,
+    **translation.PRESETS,
 }
 
 

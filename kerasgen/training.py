@@ -23,7 +23,7 @@ import keras
 
 from kerasgen import data as kg_data
 from kerasgen import export
-from kerasgen.callbacks import ResumableCheckpoint, SampleGrid, StepDecay, latest_checkpoint
+from kerasgen.callbacks import ResumableCheckpoint, SampleGrid, latest_checkpoint
 from kerasgen.data import to_uint8
 from kerasgen.registry import get_preset
 from kerasgen.visualize import save_figures, save_image_grid
@@ -178,8 +178,11 @@ def train(
         build_kwargs = dict(model_kwargs)
         if preset.uses_labels:
             build_kwargs["num_classes"] = int(labels.max()) + 1
-        model = preset.build(None if images is None else images.shape[1:], seed=seed,
-                             **build_kwargs)
+        if images is not None:
+            image_shape = images.shape[1:]
+        else:  # make_data families: the run's crop size, if it has one
+            image_shape = None if config["image_size"] is None else (config["image_size"],) * 2
+        model = preset.build(image_shape, seed=seed, **build_kwargs)
         if preset.compile is not None:
             preset.compile(model)
         else:
@@ -198,9 +201,8 @@ def train(
         ResumableCheckpoint(run_dir / "checkpoints"),
         *callbacks,
     ]
-    if preset.learning_rate_drop is not None:
-        initial, drop_at = preset.learning_rate_drop
-        callbacks.append(StepDecay(initial, config["epochs"], drop_at=drop_at))
+    if preset.learning_rate_schedule is not None:
+        callbacks.append(preset.learning_rate_schedule(epochs=config["epochs"]))
     if preset.generative:
         reference = figure_reference(images, labels if preset.uses_labels else None)
         callbacks.insert(0, SampleGrid(run_dir / "samples", seed=seed, log_dir=run_dir / "logs",
@@ -230,6 +232,8 @@ def train(
     if preset.generative:
         result.samples_png = write_samples(model, run_dir / "samples.png", seed=seed,
                                            title=f"{model_name}, epoch {config['epochs']}")
+    if preset.after_training is not None:
+        result.figures = preset.after_training(model, run_dir, config, data_dir)
     if hasattr(model, "figures"):
         result.figures = save_model_figures(
             model, images, labels if preset.uses_labels else None, run_dir, seed=seed,

@@ -26,9 +26,9 @@ def _kerasgen(*args, **kwargs):
 def test_list_and_unknown_model_errors(capsys):
     assert cli.main(["list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == ["beta_vae", "cgan", "classifier", "cvae", "dcgan", "dncnn", "dncnn_blind",
-                      "dncnn_color", "edsr", "espcn", "ffdnet", "ffdnet_color", "fsrcnn", "iwae",
-                      "vae", "wgan_gp"]
+    assert listed == ["beta_vae", "cgan", "classifier", "cvae", "cyclegan", "dcgan", "dncnn",
+                      "dncnn_blind", "dncnn_color", "edsr", "espcn", "ffdnet", "ffdnet_color",
+                      "fsrcnn", "iwae", "pix2pix", "vae", "wgan_gp"]
     valid = "Valid models: " + ", ".join(listed)
     assert cli.main(["train", "stylegan9"]) == 2
     assert f"Unknown model 'stylegan9'. {valid}" in capsys.readouterr().err

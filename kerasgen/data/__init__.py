@@ -155,3 +155,58 @@ def unit_to_uint8(images):
     import tensorflow as tf
 
     return tf.cast(tf.clip_by_value(tf.round(images * 255.0), 0.0, 255.0), tf.uint8)
+
+
+def pad_to_multiple(images, multiple, min_size=1):
+    """Reflect-pad `[N, H, W, C]` images at the bottom and right to multiples of `multiple`
+    (and to at least `min_size` pixels).
+
+    Pads larger than the image (a 40-pixel image for a 128-multiple U-Net) are made by
+    reflecting again, up to log2 of the target size times, so any image of at least 2x2
+    pixels fits. Crop the network's output back with `[:, :H * scale, :W * scale]`.
+    """
+    import math
+
+    import tensorflow as tf
+
+    channels = images.shape[-1]
+    largest = max(multiple, min_size)
+    passes = max(1, math.ceil(math.log2(largest))) if largest > 1 else 0
+    targets = [tf.maximum(size + (-size) % multiple, min_size)
+               for size in (tf.shape(images)[1], tf.shape(images)[2])]
+    for _ in range(passes):
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        pad_height = tf.minimum(targets[0] - height, height - 1)
+        pad_width = tf.minimum(targets[1] - width, width - 1)
+        images = tf.pad(images, [[0, 0], [0, pad_height], [0, pad_width], [0, 0]],
+                        mode="REFLECT")
+    # Padding by computed amounts hides the channel count from TFLite's shape inference;
+    # a reshape to [n, h, w, C] with a constant C restores it.
+    shape = tf.shape(images)
+    return tf.reshape(images, tf.stack([shape[0], shape[1], shape[2], channels]))
+
+
+def map_image_files(function, paths, out_dir, read, overwrite=False):
+    """Write `function(read(path))` for every path into `out_dir` as a PNG with its stem.
+
+    Every input is read (and checked by `read`) before anything is written, and existing
+    files are kept unless `overwrite`, so a bad input or a name clash writes nothing.
+
+    Returns:
+        The list of written paths.
+    """
+    import tensorflow as tf
+
+    out_dir = Path(out_dir)
+    images = [read(path) for path in paths]
+    targets = [out_dir / f"{Path(path).stem}.png" for path in paths]
+    clashes = [str(path) for path in targets if path.exists() and not overwrite]
+    duplicates = {str(path) for path in targets if targets.count(path) > 1}
+    if clashes or duplicates:
+        raise FileExistsError(
+            f"Would overwrite {sorted(set(clashes) | duplicates)[:3]}; pass another --out folder"
+            f"{'' if duplicates else ' or --overwrite'}.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image, target in zip(images, targets):
+        tf.io.write_file(str(target), tf.io.encode_png(function(image)))
+    return targets

@@ -270,11 +270,16 @@ def _network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
         return False
 
 
-def load_tfds(name, split="train", data_dir=None):
-    """A tensorflow-datasets image dataset (downloads when not already prepared)."""
+def load_tfds(name, split="train", data_dir=None, tfds_split=None):
+    """A tensorflow-datasets image dataset (downloads when not already prepared).
+
+    `tfds_split` names the data set's own split (e.g. "trainA" of cycle_gan/horse2zebra) in
+    place of the one `split` maps to.
+    """
     import tensorflow_datasets as tfds
 
-    _check_split(split, f"tfds:{name}")
+    if tfds_split is None:
+        _check_split(split, f"tfds:{name}")
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError
@@ -286,7 +291,7 @@ def load_tfds(name, split="train", data_dir=None):
             f"'fashion_mnist' from IDX files under ${DATA_DIR_ENV}, a local folder of images, or "
             "the embedded 'digits', 'faces', 'photos'."
         )
-    tfds_split = {"train": "train", "test": "test", "all": "train+test"}[split]
+    tfds_split = tfds_split or {"train": "train", "test": "test", "all": "train+test"}[split]
     dataset = tfds.load(name, split=tfds_split, data_dir=data_dir, batch_size=-1)
     arrays = tfds.as_numpy(dataset)
     images = arrays["image"].astype(np.uint8)

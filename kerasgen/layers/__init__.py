@@ -79,3 +79,134 @@ class NoiseLevelMap(keras.layers.Layer):
     def call(self, features, sigma):
         # ones_like keeps the static channel count, which TFLite's CONV_2D needs.
         return tf.ones_like(features[..., :1]) * sigma[:, None, None, :]
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads height and width by reflecting the border (TFLite: builtin MIRROR_PAD).
+
+    CycleGAN pads by reflection before its 7x7 and residual convolutions, which avoids the
+    dark frame that zero padding draws around translated images.
+
+    Args:
+        padding: int. Pixels added on each side.
+    """
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, inputs):
+        pad = self.padding
+        return tf.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        grow = lambda size: None if size is None else size + 2 * self.padding  # noqa: E731
+        return (batch, grow(height), grow(width), channels)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class InstanceNormalization(keras.layers.Layer):
+    """Normalises every channel of every image over its height and width.
+
+    Ulyanov et al. 2016 (https://arxiv.org/abs/1607.08022). Statistics are per example, so
+    training and inference agree at any batch size and on any number of replicas.
+
+    Args:
+        epsilon: float. Added to the variance. Defaults to 1e-5 (PyTorch's).
+        affine: bool. Learn a per-channel scale and offset. Defaults to False (as the
+            CycleGAN/pix2pix reference implementation's `InstanceNorm2d`).
+    """
+
+    def __init__(self, epsilon=1e-5, affine=False, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.affine = bool(affine)
+
+    def build(self, input_shape):
+        if self.affine:
+            self.gamma = self.add_weight((input_shape[-1],), "ones", name="gamma")
+            self.beta = self.add_weight((input_shape[-1],), "zeros", name="beta")
+
+    def call(self, inputs):
+        mean, variance = tf.nn.moments(inputs, axes=[1, 2], keepdims=True)
+        outputs = (inputs - mean) * tf.math.rsqrt(variance + self.epsilon)
+        if self.affine:
+            outputs = outputs * self.gamma + self.beta
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon, "affine": self.affine}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ImagePool(keras.layers.Layer):
+    """A history of generated images that a discriminator also learns from.
+
+    Shrivastava et al. 2017 (https://arxiv.org/abs/1612.07828, section 2.3), as CycleGAN uses
+    it (section 4): until the pool is full each image is stored and returned; then, with
+    probability 1/2, a random stored image is returned and replaced by the new one, else the
+    new one is returned. The pool is a (non-trainable) weight, so `.keras` files and resumed
+    runs keep it.
+
+    Under `tf.distribute` every replica gathers the global batch and makes the same draws, so
+    all replicas hold the same pool; each returns the rows of its own share of the batch.
+
+    Args:
+        pool_size: int. Stored images; 0 returns the inputs unchanged. Defaults to 50.
+        image_shape: (int, int, int). Shape of the stored images.
+    """
+
+    def __init__(self, pool_size=50, image_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        if pool_size < 0:
+            raise ValueError(f"pool_size must be >= 0, got {pool_size}.")
+        self.pool_size = int(pool_size)
+        self.image_shape = tuple(int(value) for value in image_shape)
+        # Written identically by every replica, so the first replica's value is the value.
+        self.images = self.add_weight(
+            (self.pool_size, *self.image_shape), "zeros", trainable=False, name="images",
+            aggregation="only_first_replica")
+        self.count = self.add_weight((), "zeros", dtype="int32", trainable=False, name="count",
+                                     aggregation="only_first_replica")
+        self.built = True
+
+    def query(self, images, seed_generator):
+        """Images for the discriminator in place of `images` (this replica's rows)."""
+        if self.pool_size == 0:
+            return images
+        from kerasgen.distribute import ReplicaBatch
+
+        batch = ReplicaBatch(tf.shape(images)[0])
+        context = tf.distribute.get_replica_context()
+        everyone = context.all_gather(images, axis=0) if context is not None else images
+        count = tf.shape(everyone)[0]
+        use_history = keras.random.uniform((count,), seed=seed_generator) < 0.5
+        slots = keras.random.randint((count,), 0, self.pool_size, seed=seed_generator)
+
+        def step(index, pool, stored, outputs):
+            image = everyone[index]
+            filling = stored < self.pool_size
+            swapping = tf.logical_and(tf.logical_not(filling), use_history[index])
+            slot = tf.where(filling, stored, slots[index])
+            previous = pool[slot]
+            kept = tf.where(tf.logical_or(filling, swapping), image, previous)
+            pool = tf.tensor_scatter_nd_update(pool, [[slot]], kept[None])
+            outputs = outputs.write(index, tf.where(swapping, previous, image))
+            return index + 1, pool, stored + tf.cast(filling, tf.int32), outputs
+
+        _, pool, stored, outputs = tf.while_loop(
+            lambda index, *_: index < count, step,
+            (tf.constant(0), tf.convert_to_tensor(self.images), tf.convert_to_tensor(self.count),
+             tf.TensorArray(images.dtype, size=count, element_shape=self.image_shape)))
+        self.images.assign(pool)
+        self.count.assign(stored)
+        return batch.slice(outputs.stack())
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size,
+                "image_shape": list(self.image_shape)}

@@ -97,3 +97,45 @@ def unpack_labelled(data, model_name):
             f"{model_name} trains on (images, labels) batches; load data with labels, e.g. "
             "load_dataset('mnist', with_labels=True).")
     return data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)
+
+
+class NetworkOptimizers:
+    """`compile()` of a wrapper with one optimizer per network, all saved with the model.
+
+    Subclasses list their networks' attribute names in `optimized_networks`; network `name`
+    is trained by the optimizer `<name>_optimizer`, which `compile` defaults to
+    `default_optimizer()`. Learning-rate schedules set all of them (`schedule_optimizers`).
+    """
+
+    optimized_networks = ()
+
+    def default_optimizer(self):
+        raise NotImplementedError
+
+    def compile(self, **optimizers):
+        """Configure training: `<network>_optimizer=` per network (see `optimized_networks`);
+        any not given defaults to the family's (`default_optimizer()`)."""
+        names = [f"{network}_optimizer" for network in self.optimized_networks]
+        unknown = sorted(set(optimizers) - set(names))
+        if unknown:
+            raise ValueError(f"Unknown compile arguments {unknown}; valid: {names}.")
+        super().compile(optimizer=None)
+        for network, name in zip(self.optimized_networks, names):
+            optimizer = optimizers.get(name) or self.default_optimizer()
+            # Built now so that `.keras` loading finds its slots and restores its moments.
+            optimizer.build(getattr(self, network).trainable_variables)
+            setattr(self, name, optimizer)
+
+    def schedule_optimizers(self):
+        return [getattr(self, f"{network}_optimizer") for network in self.optimized_networks]
+
+    def get_compile_config(self):
+        if getattr(self, f"{self.optimized_networks[0]}_optimizer", None) is None:
+            return None  # not compiled: an inference model
+        return {f"{network}_optimizer": keras.saving.serialize_keras_object(optimizer)
+                for network, optimizer in zip(self.optimized_networks,
+                                              self.schedule_optimizers())}
+
+    def compile_from_config(self, config):
+        self.compile(**{name: keras.saving.deserialize_keras_object(value)
+                        for name, value in config.items()})

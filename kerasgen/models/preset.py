@@ -25,9 +25,12 @@ class ModelPreset:
             endless `tf.data.Dataset`, for families that train on something other than
             whole images (e.g. restoration patches). Defaults to None: `load_arrays`.
         steps_per_epoch: int. Default batches per epoch (needed with `make_data`).
-        learning_rate_drop: (float, float). `(initial, share)`: train at `initial`, and at
-            `initial * 0.1` after this share of the epochs (`kerasgen.callbacks.StepDecay`).
-            Defaults to None (the optimizer's own rate throughout).
+        learning_rate_schedule: callable. `schedule(epochs=N)` -> a callback setting the
+            learning rate per epoch (e.g. a partial of `kerasgen.callbacks.StepDecay` or
+            `LinearDecay`). Defaults to None (the optimizers' own rates throughout).
+        after_training: callable. `after_training(model, run_dir, config, data_dir)` -> dict
+            of figure name -> PNG path, written after `fit` (e.g. translations of test
+            images). Defaults to None.
         options: tuple of str. `model_kwargs` a user may override (CLI: `--sigma`, `--scale`).
     """
 
@@ -45,4 +48,5 @@ class ModelPreset:
     make_data: Callable = None
     steps_per_epoch: int = None
     options: tuple = ()
-    learning_rate_drop: tuple = None
+    learning_rate_schedule: Callable = None
+    after_training: Callable = None

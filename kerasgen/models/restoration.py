@@ -24,8 +24,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from kerasgen.callbacks import StepDecay
 from kerasgen.data import restoration as data
-from kerasgen.data import unit_to_uint8
+from kerasgen.data import map_image_files, pad_to_multiple, unit_to_uint8
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
 from kerasgen.layers import NoiseLevelMap, PixelShuffle, PixelUnshuffle
@@ -387,14 +388,7 @@ class Restorer(SingleOptimizer, SeededModel):
         if self.color == "y" and images.shape[-1] == 1:
             images = tf.repeat(images, 3, axis=-1)
         height, width = tf.shape(images)[1], tf.shape(images)[2]
-        multiple = self.size_multiple
-        padded = tf.pad(images, [[0, 0], [0, (-height) % multiple], [0, (-width) % multiple],
-                                 [0, 0]], mode="REFLECT")
-        # Padding by computed amounts hides the channel count from TFLite's shape inference;
-        # a reshape to [n, h, w, C] with a constant C restores it.
-        padded_shape = tf.shape(padded)
-        padded = tf.reshape(padded, tf.stack([padded_shape[0], padded_shape[1], padded_shape[2],
-                                              images.shape[-1]]))
+        padded = pad_to_multiple(images, self.size_multiple)
         if self.color == "y":
             ycbcr = data.rgb_to_ycbcr(padded)
             luma, chroma = ycbcr[..., :1], ycbcr[..., 1:]
@@ -546,7 +540,8 @@ def _preset(name, description, dataset, patch_size, batch_size, **model_kwargs):
         dataset=dataset, epochs=50, batch_size=batch_size, generative=False,
         make_data=functools.partial(training_data, patch_size=patch_size), steps_per_epoch=200,
         options=("scale",) if ARCHITECTURES[model_kwargs["architecture"]][1] ==
-        "super_resolution" else ("sigma",), learning_rate_drop=(LEARNING_RATE, 0.6))
+        "super_resolution" else ("sigma",),
+        learning_rate_schedule=functools.partial(StepDecay, LEARNING_RATE, drop_at=0.6))
 
 
 PRESETS = {
@@ -584,20 +579,7 @@ def restore_files(model, paths, out_dir, sigma=None, overwrite=False):
     Returns:
         The list of written paths.
     """
-    from pathlib import Path
-
     sigma = model.check_sigma(sigma)
-    out_dir = Path(out_dir)
-    images = [model.check_images(data.read_image(path)) for path in paths]
-    targets = [out_dir / f"{Path(path).stem}.png" for path in paths]
-    clashes = [str(path) for path in targets if path.exists() and not overwrite]
-    duplicates = {str(path) for path in targets if targets.count(path) > 1}
-    if clashes or duplicates:
-        raise FileExistsError(
-            f"Would overwrite {sorted(set(clashes) | duplicates)[:3]}; pass another --out folder"
-            f"{'' if duplicates else ' or --overwrite'}.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for image, target in zip(images, targets):
-        restored = model.restore(image, sigma)[0]
-        tf.io.write_file(str(target), tf.io.encode_png(restored))
-    return targets
+    return map_image_files(lambda image: model.restore(image, sigma)[0], paths, out_dir,
+                           read=lambda path: model.check_images(data.read_image(path)),
+                           overwrite=overwrite)
