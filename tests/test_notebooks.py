@@ -81,3 +81,22 @@ OUT_DIR = "restoration"
     assert "restore          {'images': ('uint8', [None, None, None, 1])}" in outputs
     assert outputs.count("LiteRT on") == 2
     assert (tmp_path / "restoration" / "dncnn" / "dncnn.tflite").exists()
+
+
+def test_translation_notebook(tmp_path):
+    outputs = run_notebook("04_translation.ipynb", """DATA_DIR = None
+UNPAIRED_DATA = "chelsea2coffee"
+PAIRED_DATA = "grey2color"
+IMAGE_SIZE = 32
+EPOCHS = 2
+STEPS_PER_EPOCH = 2
+OUT_DIR = "translation"
+""", tmp_path)
+    assert "generator residual blocks: 6" in outputs
+    assert outputs.count("steps 4  learning rate 1.00e-04") == 4
+    assert "optimizer state identical after reload: True" in outputs
+    assert "input (75, 93, 3) -> a2b (75, 93, 3) -> b2a (75, 93, 3)" in outputs
+    assert "a2b              {'images': ('uint8', [None, None, None, 3])}" in outputs
+    assert outputs.count("max |diff| vs Keras") == 2 and "Flex ops: []" in outputs
+    assert "pix2pix test L1" in outputs and "LiteRT translate on 75x93" in outputs
+    assert (tmp_path / "translation" / "pix2pix" / "translations.png").exists()
