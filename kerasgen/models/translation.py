@@ -205,8 +205,28 @@ def _l1(predicted, target):
 # --- what both wrappers share: inference and export ------------------------------------------
 
 class Translator(NetworkOptimizers):
-    """Inference and export of a translation wrapper; subclasses define `translators()`
-    (direction name -> generator) and hold `size_multiple`."""
+    """Inference, export and configuration of a translation wrapper.
+
+    Subclasses define `translators()` (direction name -> generator), hold `size_multiple`
+    and `image_size`, and list their other constructor arguments in `config_attributes`
+    (the networks are those of `optimized_networks`).
+    """
+
+    config_attributes = ()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({name: keras.saving.serialize_keras_object(getattr(self, name))
+                       for name in self.optimized_networks})
+        config.update({name: getattr(self, name) for name in self.config_attributes})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in cls.optimized_networks:
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
 
     def default_optimizer(self):
         return keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1)
@@ -334,6 +354,8 @@ class CycleGAN(Translator, SeededModel):
     """
 
     optimized_networks = ("generator_a2b", "generator_b2a", "discriminator_a", "discriminator_b")
+    config_attributes = ("image_size", "lambda_cycle", "lambda_identity", "pool_size",
+                         "size_multiple")
     paired = False
 
     def __init__(self, generator_a2b, generator_b2a, discriminator_a, discriminator_b,
@@ -439,21 +461,6 @@ class CycleGAN(Translator, SeededModel):
         self.d_b_loss_tracker.update_state(d_b_per_example)
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({name: keras.saving.serialize_keras_object(getattr(self, name))
-                       for name in self.optimized_networks})
-        config.update({"image_size": self.image_size, "lambda_cycle": self.lambda_cycle,
-                       "lambda_identity": self.lambda_identity, "pool_size": self.pool_size,
-                       "size_multiple": self.size_multiple})
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in cls.optimized_networks:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
 
 
 def build_cyclegan(image_shape=None, seed=0, num_filters=64, num_blocks=None,
@@ -515,6 +522,7 @@ class Pix2Pix(Translator, SeededModel):
     """
 
     optimized_networks = ("generator", "discriminator")
+    config_attributes = ("l1_weight", "image_size", "size_multiple")
     paired = True
 
     def __init__(self, generator, discriminator, l1_weight=100.0, image_size=DEFAULT_IMAGE_SIZE,
@@ -575,23 +583,6 @@ class Pix2Pix(Translator, SeededModel):
         self.l1_loss_tracker.update_state(l1)
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "l1_weight": self.l1_weight,
-            "image_size": self.image_size,
-            "size_multiple": self.size_multiple,
-        })
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in cls.optimized_networks:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
 
 
 def build_pix2pix(image_shape=None, seed=0, num_filters=64, num_downs=None,
