@@ -306,8 +306,6 @@ def train_domain_classifier(images_a, images_b, image_size=64, epochs=20, batch_
     It judges translations (`evaluate_translation`): a horse->zebra translation succeeds when
     it labels the output a zebra. Horizontal flips double the training images.
     """
-    import tensorflow as tf
-
     from kerasgen.data.translation import resized_arrays
     from kerasgen.models.classifier import build_classifier, compile_classifier
 
