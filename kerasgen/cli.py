@@ -113,6 +113,9 @@ def _run(args):
         return 0
     if args.command == "sample":
         model = training.load_run(args.run_dir)
+        if not hasattr(model, "generate"):
+            raise ValueError(f"{args.run_dir} holds a {model.name!r} model, which does not sample; "
+                             "use `kerasgen translate` or `kerasgen restore` on image files.")
         out = args.out or os.path.join(args.run_dir, "sample.png")
         print(training.write_samples(model, out, num_images=args.num, seed=args.seed))
         if hasattr(model, "figures"):

@@ -414,6 +414,8 @@ def test_train_run_then_translate_cli_on_odd_files(tmp_path, capsys):
                      str(tmp_path / "in" / "broken.png"), "--out", str(tmp_path / "other")]) == 2
     assert "broken.png: not a readable" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+    assert cli.main(["sample", str(tmp_path / "run")]) == 2
+    assert "'cyclegan' model, which does not sample" in capsys.readouterr().err
 
 
 def test_cli_train_pix2pix_exports_and_translates(tmp_path, capsys):
