@@ -94,6 +94,14 @@ def main(argv=None):
         return 2
 
 
+def _model_with(load, path, method, refusal):
+    """`load(path)`, refused with `refusal` unless the model has `method`."""
+    model = load(path)
+    if not hasattr(model, method):
+        raise ValueError(f"{path} holds a {model.name!r} model, {refusal}.")
+    return model
+
+
 def _run(args):
     # Imported here so that `kerasgen --help` answers without loading TensorFlow.
     from kerasgen import registry, training
@@ -112,10 +120,9 @@ def _run(args):
         print("\n".join(result.summary()))
         return 0
     if args.command == "sample":
-        model = training.load_run(args.run_dir)
-        if not hasattr(model, "generate"):
-            raise ValueError(f"{args.run_dir} holds a {model.name!r} model, which does not sample; "
-                             "use `kerasgen translate` or `kerasgen restore` on image files.")
+        model = _model_with(training.load_run, args.run_dir, "generate",
+                            "which does not sample; use `kerasgen translate` or `kerasgen "
+                            "restore` on image files")
         out = args.out or os.path.join(args.run_dir, "sample.png")
         print(training.write_samples(model, out, num_images=args.num, seed=args.seed))
         if hasattr(model, "figures"):
@@ -125,9 +132,7 @@ def _run(args):
                 print(path)
         return 0
     if args.command == "export":
-        model = training.load_run(args.run_dir)
-        if not hasattr(model, "serving_spec"):
-            raise ValueError(f"{args.run_dir} holds a {model.name!r} model, which has no export.")
+        model = _model_with(training.load_run, args.run_dir, "serving_spec", "which has no export")
         name = model.name
         saved_model, tflite, report = training.export_model(
             model, args.run_dir, name, formats=(args.format,), quantize=args.quantize)
@@ -141,9 +146,7 @@ def _run(args):
     if args.command == "restore":
         from kerasgen.models.restoration import restore_files
 
-        model = training.load_model(args.model)
-        if not hasattr(model, "restore"):
-            raise ValueError(f"{args.model} holds a {model.name!r} model, not a restoration one.")
+        model = _model_with(training.load_model, args.model, "restore", "not a restoration one")
         if args.scale is not None and args.scale != model.scale:
             raise ValueError(f"Unsupported scale {args.scale}: this model super-resolves "
                              f"x{model.scale}; train or pick a model for x{args.scale}.")
@@ -154,10 +157,8 @@ def _run(args):
     if args.command == "translate":
         from kerasgen.models.translation import translate_files
 
-        model = training.load_model(args.model)
-        if not hasattr(model, "translate"):
-            raise ValueError(f"{args.model} holds a {model.name!r} model, not a translation one "
-                             "(cyclegan, pix2pix).")
+        model = _model_with(training.load_model, args.model, "translate",
+                            "not a translation one (cyclegan, pix2pix)")
         for path in translate_files(model, args.inputs, args.out, direction=args.direction,
                                     overwrite=args.overwrite):
             print(path)

@@ -77,25 +77,24 @@ def build_resnet_generator(channels=CHANNELS, num_filters=64, num_blocks=9,
     `2 ** num_downsamplings`.
     """
     counter = iter(range(10_000))
-    norm = functools.partial(InstanceNormalization)
     images = keras.Input((None, None, channels), name="images")
     x = ReflectionPadding2D(3, name="stem_pad")(images)
     x = layers.Conv2D(num_filters, 7, kernel_initializer=_init(seed, next(counter)),
                       name="stem_conv")(x)
-    x = layers.ReLU(name="stem_relu")(norm(name="stem_norm")(x))
+    x = layers.ReLU(name="stem_relu")(InstanceNormalization(name="stem_norm")(x))
     filters = num_filters
     for step in range(num_downsamplings):
         filters *= 2
         x = layers.Conv2D(filters, 3, strides=2, padding="same",
                           kernel_initializer=_init(seed, next(counter)), name=f"down{step}")(x)
-        x = layers.ReLU(name=f"down{step}_relu")(norm(name=f"down{step}_norm")(x))
+        x = layers.ReLU(name=f"down{step}_relu")(InstanceNormalization(name=f"down{step}_norm")(x))
     for block in range(num_blocks):
         residual = x
         for conv in range(2):
             residual = ReflectionPadding2D(1, name=f"block{block}_pad{conv}")(residual)
             residual = layers.Conv2D(filters, 3, kernel_initializer=_init(seed, next(counter)),
                                      name=f"block{block}_conv{conv}")(residual)
-            residual = norm(name=f"block{block}_norm{conv}")(residual)
+            residual = InstanceNormalization(name=f"block{block}_norm{conv}")(residual)
             if conv == 0:
                 residual = layers.ReLU(name=f"block{block}_relu")(residual)
         x = layers.Add(name=f"block{block}_add")([x, residual])
@@ -104,7 +103,7 @@ def build_resnet_generator(channels=CHANNELS, num_filters=64, num_blocks=9,
         x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
                                    kernel_initializer=_init(seed, next(counter)),
                                    name=f"up{step}")(x)
-        x = layers.ReLU(name=f"up{step}_relu")(norm(name=f"up{step}_norm")(x))
+        x = layers.ReLU(name=f"up{step}_relu")(InstanceNormalization(name=f"up{step}_norm")(x))
     x = ReflectionPadding2D(3, name="head_pad")(x)
     x = layers.Conv2D(channels, 7, kernel_initializer=_init(seed, next(counter)),
                       name="head_conv")(x)
