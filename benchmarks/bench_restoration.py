@@ -27,8 +27,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from kerasgen import evaluation, export, training  # noqa: E402
+from kerasgen import export, registry, store, training  # noqa: E402
 from kerasgen.data import restoration as rdata  # noqa: E402
+from kerasgen.models.restoration import evaluation  # noqa: E402
 
 STEPS_PER_EPOCH = 200
 # run name -> (registered model, model options, epochs of 200 steps, shipped name, benchmark
@@ -80,19 +81,19 @@ def latency(model, tflite, dataset, scale, data_dir):
         image = rdata.as_channels(low[0], model.image_channels)
     else:
         image = rdata.as_channels(rdata.load_images(dataset, data_dir)[0], model.image_channels)
-    inputs = [image[None]] + ([np.array([25.0], "float32")] if model.takes_sigma else [])
+    inputs = [image[None]] + ([np.array([25.0], "float32")] if model.conditioned else [])
     report = export.tflite_parity(tflite, model, inputs=inputs)
     return report["latency_ms"], report["max_abs_diff"], image.shape[:2]
 
 
 def model_card(name, model_name, epochs, model, timing, rows, hardware):
-    preset = training.get_preset(model_name)
+    preset = registry.get_preset(model_name)
     description = preset.description
-    if model.task == "super_resolution":
+    if model.scale > 1:
         description = description.replace("x3", f"x{model.scale}")
     lines = [
         f"# {name}", "",
-        f"{description}. Load it with `kerasgen.training.load_model({name!r})` or "
+        f"{description}. Load it with `kerasgen.store.load_model({name!r})` or "
         f"`kerasgen restore {name} INPUT... --out DIR`.", "",
         "## Training",
         f"- Data: `{preset.dataset}` (under KERASGEN_DATA_DIR), random patches with flips and "
@@ -140,7 +141,7 @@ def main():
         run_dir = out / run_name
         model, timing = train(model_name, options, epochs, run_dir)
         tflite = run_dir / f"{model.network.name}.tflite"
-        int8 = training.export_model(model, run_dir, model.network.name, ("tflite",), "int8")[1]
+        int8 = export.export_model(model, run_dir, model.network.name, ("tflite",), "int8")[1]
         model_rows = []
         for dataset, sigma, scale in sets:
             report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, scale=scale,
@@ -160,7 +161,7 @@ def main():
         rows += model_rows
         if args.ship:
             card = model_card(shipped_name, model_name, epochs, model, timing, model_rows, hardware)
-            print("shipped:", training.ship_model(model, shipped_name, card,
+            print("shipped:", store.ship_model(model, shipped_name, card,
                                                   {"rows": model_rows, "training": timing}))
     lines = [f"{hardware}; budgets as stated per row (200 steps per epoch).", "",
              "| model | set | setting | params | training | PSNR (dB) | SSIM | LiteRT fp32 / int8 "

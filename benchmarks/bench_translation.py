@@ -28,9 +28,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from kerasgen import evaluation, features, metrics, training  # noqa: E402
+from kerasgen import features, metrics, training  # noqa: E402
 from kerasgen.data import to_float  # noqa: E402
 from kerasgen.data import translation as tdata  # noqa: E402
+from kerasgen.models.translation import evaluation  # noqa: E402
 
 IMAGE_SIZE = 128
 CLASSIFIER_SIZE = 64

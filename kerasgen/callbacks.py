@@ -21,8 +21,8 @@ class SampleGrid(keras.callbacks.Callback):
         num_images: int. Defaults to 64.
         seed: int. The fixed inputs are `model.sample_inputs(num_images, seed)`. Defaults to 0.
         log_dir: str. Also write the grid as a TensorBoard image summary. Defaults to None.
-        reference: uint8 images, or `(images, labels)`, for models with `figures()` (VAEs):
-            their reconstructions, interpolations (and manifold) are saved too as
+        reference: uint8 images, or `(images, labels)`, that `model.figures()` shows (e.g.
+            VAE reconstructions, interpolations, manifold), saved as
             `epoch_NNNN_<figure>.png`. Defaults to None.
 
     Example:
@@ -44,11 +44,11 @@ class SampleGrid(keras.callbacks.Callback):
         if self.out_dir:
             save_image_grid(images.numpy(), Path(self.out_dir) / f"epoch_{epoch + 1:04d}.png",
                             title=f"epoch {epoch + 1}")
-            if self.reference is not None and hasattr(self.model, "figures"):
+            if self.reference is not None:
                 reference = self.reference if isinstance(self.reference, tuple) else (
                     self.reference, None)
                 figures = self.model.figures(*reference, seed=self.seed)
-                figures.pop("samples")  # the grid above
+                figures.pop("samples", None)  # the grid above
                 save_figures(figures, self.out_dir, prefix=f"epoch_{epoch + 1:04d}_",
                              title=f"epoch {epoch + 1}")
         if self._writer:
@@ -167,17 +167,18 @@ class EpochSchedule(keras.callbacks.Callback):
     """Sets the learning rate of every optimizer of the model at the start of each epoch.
 
     Subclasses define `rate(epoch)`. The rate depends only on the epoch index, so a resumed
-    run continues on the same schedule. Models with several optimizers list them in
-    `schedule_optimizers()` (e.g. CycleGAN's four); others use `model.optimizer`.
+    run continues on the same schedule. kerasgen wrappers list their optimizers in
+    `schedule_optimizers()` (e.g. CycleGAN's four, a GAN's two); plain models use
+    `model.optimizer`.
     """
 
     def rate(self, epoch):
         raise NotImplementedError
 
     def on_epoch_begin(self, epoch, logs=None):
-        optimizers = (self.model.schedule_optimizers()
-                      if hasattr(self.model, "schedule_optimizers") else [self.model.optimizer])
-        for optimizer in optimizers:
+        from kerasgen.models.base import optimizers_of
+
+        for optimizer in optimizers_of(self.model):
             optimizer.learning_rate.assign(self.rate(epoch))
 
 

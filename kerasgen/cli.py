@@ -1,4 +1,11 @@
-"""The `kerasgen` command: argument parsing only; the work is done by library functions."""
+"""The `kerasgen` command: argument parsing only; the work is done by library functions.
+
+Verbs: `list`, `train`, `sample`, `apply` (alias `restore`, `translate`), `evaluate`, `export`.
+A model's own options are not written here: `train MODEL` takes the flags of the model's
+builder (`ModelPreset.options()`, e.g. `--sigma`, `--scale`, `--latent-dim`), and `apply` /
+`evaluate` take those of the loaded model's contract methods (`apply`, `benchmark`) (e.g. `--sigma`, `--direction`).
+Which verb applies, and how, follows from the model's task (`kerasgen.tasks`).
+"""
 
 import argparse
 import os
@@ -6,32 +13,38 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
+APPLY_ALIASES = ("restore", "translate")
+
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="kerasgen", description="Train, sample and export kerasgen models.")
+        prog="kerasgen", description="Train, sample, apply, evaluate and export kerasgen models.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     commands.add_parser("list", help="list the registered models")
 
-    train = commands.add_parser("train", help="train a model (resumes its --out folder)")
-    train.add_argument("model", help="a registered model name (see `kerasgen list`)")
+    train = commands.add_parser(
+        "train", add_help=False,
+        help="train a model (resumes its --out folder); `kerasgen train MODEL --help` lists "
+             "the model's own options")
+    train.add_argument("model", nargs="?", help="a registered model name (see `kerasgen list`)")
+    train.add_argument("-h", "--help", action="store_true", help="show this help and the "
+                                                                  "model's own options")
     train.add_argument("--dataset", help="dataset name, tfds:<name>, or a folder of images")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--steps-per-epoch", type=int)
-    train.add_argument("--image-size", type=int, help="resize images to N x N")
+    train.add_argument("--image-size", type=int, help="resize (or crop) images to N x N, for "
+                                                      "models sized from their training images")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--data-dir", help="folder with mnist/, fashion_mnist/ (default: "
                                           "$KERASGEN_DATA_DIR)")
     train.add_argument("--out", help="run folder (default: runs/<model>)")
     train.add_argument("--quantize", default="none", help="TFLite variant to export")
-    train.add_argument("--sigma", type=float, help="restoration: training noise level (dncnn)")
-    train.add_argument("--scale", type=int, help="super-resolution factor (2, 3 or 4)")
 
     sample = commands.add_parser(
-        "sample", help="write a grid of samples from a run (VAEs: also reconstructions, "
-                       "interpolation and, for 2-d latents, the manifold)")
+        "sample", help="write a grid of samples from a generative run (VAEs: also "
+                       "reconstructions, interpolation and, for 2-d latents, the manifold)")
     sample.add_argument("run_dir")
     sample.add_argument("--num", type=int, default=64)
     sample.add_argument("--seed", type=int, default=0)
@@ -39,103 +52,157 @@ def _parser():
                                       "go beside it")
     sample.add_argument("--data-dir", help="for the reference images of VAE figures")
 
+    apply = commands.add_parser(
+        "apply", aliases=list(APPLY_ALIASES),
+        help="apply an image-to-image model (denoise, super-resolve, translate) to image files "
+             "of any size; the model's options (e.g. --sigma, --scale, --direction) follow")
+    apply.add_argument("model", help="a run folder or a shipped model name (see saved_models/)")
+    apply.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/BMP files")
+    apply.add_argument("--out", required=True, help="folder for the output PNGs")
+    apply.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
     export = commands.add_parser("export", help="export a run as SavedModel or TFLite")
     export.add_argument("run_dir")
     export.add_argument("--format", required=True, choices=["saved_model", "tflite"])
     export.add_argument("--quantize", default="none",
                         choices=["none", "float16", "dynamic", "int8"])
+
     evaluate = commands.add_parser(
-        "evaluate", help="FD / KID / classifier score of a run, a VAE's test NLL, or a "
-                         "restoration model's PSNR/SSIM on a benchmark set (--dataset)")
-    evaluate.add_argument("run_dir", help="run folder (restoration: or a shipped model name)")
-    evaluate.add_argument("--dataset", help="restoration benchmark: BSD68, Set12, CBSD68, Set5 "
-                                            "or Set14")
-    evaluate.add_argument("--sigma", type=float, help="noise level (denoising benchmarks)")
-    evaluate.add_argument("--scale", type=int, help="SR factor (default: the model's)")
-    evaluate.add_argument("--metric", default="fd", choices=["fd", "kid", "score", "nll"])
-    evaluate.add_argument("--num-samples", type=int, default=10000,
-                          help="generated samples (fd, kid, score)")
-    evaluate.add_argument("--k", type=int, default=5000, help="importance samples (nll)")
-    evaluate.add_argument("--num-images", type=int,
-                          help="first N test images (nll; default: all)")
-    evaluate.add_argument("--reference", default="test", choices=["train", "test"])
-    evaluate.add_argument("--features", default="domain", choices=["domain", "inception"])
-    evaluate.add_argument("--classifier", help="domain classifier run folder (default: "
-                                               "runs/classifier[_<dataset>])")
+        "evaluate", help="generative runs: FD / KID / classifier score or a VAE's test NLL; "
+                         "image-to-image models: their benchmark on --dataset (e.g. PSNR/SSIM); "
+                         "classifiers: test accuracy")
+    evaluate.add_argument("run_dir", help="run folder (image-to-image: or a shipped model name)")
+    evaluate.add_argument("--dataset", help="image-to-image benchmark set, e.g. BSD68, Set12, "
+                                            "CBSD68, Set5, Set14")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--seed", type=int, default=0)
-
-    restore = commands.add_parser(
-        "restore", help="denoise or super-resolve image files of any size")
-    restore.add_argument("model", help="a run folder or a shipped model name (see "
-                                       "saved_models/)")
-    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/BMP files")
-    restore.add_argument("--out", required=True, help="folder for the restored PNGs")
-    restore.add_argument("--sigma", type=float, help="noise level of the inputs (FFDNet)")
-    restore.add_argument("--scale", type=int, help="SR factor; must be the model's")
-    restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-
-    translate = commands.add_parser(
-        "translate", help="translate image files of any size (cyclegan, pix2pix)")
-    translate.add_argument("model", help="a run folder (or a shipped model name)")
-    translate.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/BMP files")
-    translate.add_argument("--direction", help="a2b or b2a for CycleGAN (default: a2b)")
-    translate.add_argument("--out", required=True, help="folder for the translated PNGs")
-    translate.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    generation = evaluate.add_argument_group("generative runs")
+    generation.add_argument("--metric", default="fd", choices=["fd", "kid", "score", "nll"])
+    generation.add_argument("--num-samples", type=int, default=10000,
+                            help="generated samples (fd, kid, score)")
+    generation.add_argument("--k", type=int, default=5000, help="importance samples (nll)")
+    generation.add_argument("--num-images", type=int,
+                            help="first N test images (nll; default: all)")
+    generation.add_argument("--reference", default="test", choices=["train", "test"])
+    generation.add_argument("--features", default="domain", choices=["domain", "inception"])
+    generation.add_argument("--classifier", help="domain classifier run folder (default: "
+                                                 "runs/classifier[_<dataset>])")
+    parser.train_parser = train
     return parser
 
 
+def _parse_bool(text):
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def option_parser(prog, options, what):
+    """A parser of `--name value` flags for `{name: kerasgen.models.preset.Option}`; options
+    without a CLI type (e.g. tuples) are left to the Python API."""
+    parser = argparse.ArgumentParser(prog=prog, add_help=False, description=what)
+    for option in options.values():
+        if option.type is not None:
+            parser.add_argument(option.flag, dest=option.name, default=None,
+                                type=_parse_bool if option.type is bool else option.type,
+                                help=f"default: {option.default}")
+    return parser
+
+
+def _parse_options(prog, options, extra, what):
+    """`{name: value}` of the flags in `extra` (None where not given); unknown flags are
+    refused with the valid ones."""
+    parser = option_parser(prog, options, what)
+    values, unknown = parser.parse_known_args(extra)
+    if unknown:
+        names = [arg.lstrip("-").replace("-", "_") for arg in unknown if arg.startswith("-")]
+        valid = " ".join(f"{option.flag} {option.type.__name__.upper()}"
+                         for option in options.values() if option.type is not None)
+        raise ValueError(f"{what} takes no {', '.join(names) or ' '.join(unknown)} option; its "
+                         f"options: {valid or 'none'}.")
+    return {name: value for name, value in vars(values).items() if value is not None}
+
+
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command in APPLY_ALIASES:
+        args.command = "apply"
+    if extra and args.command not in ("train", "apply", "evaluate"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "train" and (args.help or args.model is None):
+        parser.train_parser.print_help()
+        if args.model is None:
+            return 0 if args.help else 2
     try:
-        return _run(args)
+        return _run(args, extra)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"kerasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
-def _model_with(load, path, method, refusal):
-    """`load(path)`, refused with `refusal` unless the model has `method`."""
+def _model_for(load, path, verb):
+    """`load(path)` and its task, refused unless the task's verb is `verb`."""
+    from kerasgen.tasks import task_of
+
     model = load(path)
-    if not hasattr(model, method):
-        raise ValueError(f"{path} holds a {model.name!r} model, {refusal}.")
+    task = task_of(model)
+    if task.verb != verb:
+        other = f"use `kerasgen {task.verb}`" if task.verb else "it has no such verb"
+        raise ValueError(f"{path} holds a {model.name!r} model ({task.name.replace('_', '-')}), "
+                         f"which does not {verb}; {other}.")
     return model
 
 
-def _run(args):
+def _model_help(preset):
+    """The model's own options, after the common ones of `kerasgen train --help`."""
+    print(f"\n{preset.name}: {preset.description}\nmodel options (the builder's defaults, "
+          "with the preset's overrides):")
+    for option in preset.options().values():
+        if option.type is not None:
+            print(f"  {option.flag} {option.type.__name__.upper():6s} default: {option.default}")
+    return 0
+
+
+def _run(args, extra):
     # Imported here so that `kerasgen --help` answers without loading TensorFlow.
-    from kerasgen import registry, training
+    from kerasgen import registry, store, tasks, training
 
     if args.command == "list":
         for name in registry.available_models():
             print(f"{name:12s} {registry.get_preset(name).description}")
         return 0
     if args.command == "train":
+        preset = registry.get_preset(args.model)
+        if args.help:
+            return _model_help(preset)
+        options = _parse_options(f"kerasgen train {args.model}", preset.options(), extra,
+                                 args.model)
         result = training.train(
             args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             steps_per_epoch=args.steps_per_epoch, seed=args.seed, out_dir=args.out,
             image_size=args.image_size, data_dir=args.data_dir, quantize=args.quantize,
-            model_options={"sigma": args.sigma, "scale": args.scale},
+            model_options=options,
         )
         print("\n".join(result.summary()))
         return 0
     if args.command == "sample":
-        model = _model_with(training.load_run, args.run_dir, "generate",
-                            "which does not sample; use `kerasgen translate` or `kerasgen "
-                            "restore` on image files")
+        model = _model_for(training.load_run, args.run_dir, "sample")
         out = args.out or os.path.join(args.run_dir, "sample.png")
-        print(training.write_samples(model, out, num_images=args.num, seed=args.seed))
-        if hasattr(model, "figures"):
-            figures = training.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
-                                                 data_dir=args.data_dir, seed=args.seed)
-            for path in figures.values():
-                print(path)
+        print(tasks.write_samples(model, out, num_images=args.num, seed=args.seed))
+        for path in tasks.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
+                                            data_dir=args.data_dir, seed=args.seed).values():
+            print(path)
         return 0
     if args.command == "export":
-        model = _model_with(training.load_run, args.run_dir, "serving_spec", "which has no export")
-        name = model.name
+        model = training.load_run(args.run_dir)
+        if not tasks.task_of(model).exports:
+            raise ValueError(f"{args.run_dir} holds a {model.name!r} model, which has no export.")
         saved_model, tflite, report = training.export_model(
-            model, args.run_dir, name, formats=(args.format,), quantize=args.quantize)
+            model, args.run_dir, model.name, formats=(args.format,), quantize=args.quantize)
         if saved_model:
             print(f"SavedModel: {saved_model}")
         if tflite:
@@ -143,55 +210,64 @@ def _run(args):
                   f"{report['max_abs_diff']:.0f} levels, mean {report['mean_abs_diff']:.2f}, "
                   f"{report['latency_ms']:.2f} ms/batch)")
         return 0
-    if args.command == "restore":
-        from kerasgen.models.restoration import restore_files
-
-        model = _model_with(training.load_model, args.model, "restore", "not a restoration one")
-        if args.scale is not None and args.scale != model.scale:
-            raise ValueError(f"Unsupported scale {args.scale}: this model super-resolves "
-                             f"x{model.scale}; train or pick a model for x{args.scale}.")
-        for path in restore_files(model, args.inputs, args.out, sigma=args.sigma,
-                                  overwrite=args.overwrite):
-            print(path)
-        return 0
-    if args.command == "translate":
-        from kerasgen.models.translation import translate_files
-
-        model = _model_with(training.load_model, args.model, "translate",
-                            "not a translation one (cyclegan, pix2pix)")
-        for path in translate_files(model, args.inputs, args.out, direction=args.direction,
-                                    overwrite=args.overwrite):
+    if args.command == "apply":
+        model = _model_for(store.load_model, args.model, "apply")
+        options = _parse_options("kerasgen apply", tasks.method_options(model.apply), extra,
+                                 f"A {model.name!r} model")
+        for path in tasks.apply_files(model, args.inputs, args.out, overwrite=args.overwrite,
+                                      **options):
             print(path)
         return 0
     if args.command == "evaluate":
-        from kerasgen import evaluation
-
-        if args.dataset is not None:
-            report = evaluation.evaluate_restoration(
-                training.load_model(args.run_dir), args.dataset, sigma=args.sigma,
-                scale=args.scale, data_dir=args.data_dir, seed=args.seed)
-            print("\n".join(evaluation.restoration_table(report)))
-            return 0
-        if args.metric == "nll":
-            report = evaluation.evaluate_likelihood(
-                args.run_dir, num_importance_samples=args.k, num_images=args.num_images,
-                data_dir=args.data_dir, seed=args.seed)
-            print(f"test NLL (k={report['num_samples']}, {report['num_images']} "
-                  f"{report['dataset']} test images): {report['nll']:.2f} nats   "
-                  f"-ELBO: {report['negative_elbo']:.2f} nats   "
-                  f"({report['bits_per_dim']:.4f} bits/dim)")
-            return 0
-        result = evaluation.evaluate_run(
-            args.run_dir, metric=args.metric, num_samples=args.num_samples,
-            reference=args.reference, feature_set=args.features, classifier_dir=args.classifier,
-            data_dir=args.data_dir, seed=args.seed)
-        label = {"fd": "Frechet distance", "kid": "KID", "score": "classifier score"}[args.metric]
-        floor = "real test images" if args.metric == "score" else "real train vs test"
-        print(f"{label} ({result['features']} features, {result['num_samples']} samples, "
-              f"{result['dataset']} {result['reference']}): {result['value']:.4f}   "
-              f"floor ({floor}): {result['floor']:.4f}")
-        return 0
+        return _evaluate(args, extra)
     raise AssertionError(args.command)
+
+
+def _evaluate(args, extra):
+    from kerasgen import evaluation, store, tasks, training
+
+    model = store.load_model(args.run_dir)
+    task = tasks.task_of(model)
+    if task is tasks.IMAGE_TO_IMAGE:
+        options = _parse_options("kerasgen evaluate", tasks.method_options(model.benchmark),
+                                 extra, f"Evaluating a {model.name!r} model")
+        if args.dataset is None:
+            raise ValueError("Image-to-image models are evaluated on a benchmark set: pass "
+                             "--dataset (e.g. BSD68, Set12, CBSD68, Set5, Set14).")
+        report = model.benchmark(args.dataset, data_dir=args.data_dir, seed=args.seed,
+                                 **options)
+        print("\n".join(report["lines"]))
+        return 0
+    if extra:
+        raise ValueError(f"Evaluating a {model.name!r} model takes no {' '.join(extra)}.")
+    if args.dataset is not None:
+        raise ValueError(f"--dataset names an image-to-image benchmark set; a {task.name} run "
+                         "is evaluated on the data it was trained on.")
+    if task is tasks.CLASSIFICATION:
+        report = tasks.evaluate_classifier(model, training.read_run_config(args.run_dir),
+                                           args.data_dir)
+        print(", ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                        for key, value in report.items()))
+        return 0
+    if args.metric == "nll":
+        report = evaluation.evaluate_likelihood(
+            args.run_dir, num_importance_samples=args.k, num_images=args.num_images,
+            data_dir=args.data_dir, seed=args.seed)
+        print(f"test NLL (k={report['num_samples']}, {report['num_images']} "
+              f"{report['dataset']} test images): {report['nll']:.2f} nats   "
+              f"-ELBO: {report['negative_elbo']:.2f} nats   "
+              f"({report['bits_per_dim']:.4f} bits/dim)")
+        return 0
+    result = evaluation.evaluate_run(
+        args.run_dir, metric=args.metric, num_samples=args.num_samples,
+        reference=args.reference, feature_set=args.features, classifier_dir=args.classifier,
+        data_dir=args.data_dir, seed=args.seed)
+    label = {"fd": "Frechet distance", "kid": "KID", "score": "classifier score"}[args.metric]
+    floor = "real test images" if args.metric == "score" else "real train vs test"
+    print(f"{label} ({result['features']} features, {result['num_samples']} samples, "
+          f"{result['dataset']} {result['reference']}): {result['value']:.4f}   "
+          f"floor ({floor}): {result['floor']:.4f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+EXPORT_FORMATS = ("saved_model", "tflite")
 # Ops that would need the TF-Select (Flex) runtime or resource variables on device.
 FORBIDDEN_TFLITE_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 
@@ -59,7 +60,7 @@ def export_saved_model(model, export_dir, name, version=1):
     if path.exists():
         raise FileExistsError(
             f"{path} already exists; TF Serving versions are immutable. Pass a higher version "
-            "(CLI: --version N) or another export directory."
+            "or another export directory (`export_model` picks the next free version)."
         )
     archive = keras.export.ExportArchive()
     for network in spec.networks:
@@ -272,3 +273,34 @@ def tflite_parity(tflite_path, model, inputs=None, repeats=5, signature=None):
         "has_nan": bool(any(np.isnan(actual[key].astype(np.float64)).any() for key in actual)),
         "ops": tflite_ops(tflite_path),
     }
+
+
+def next_version(export_dir, name):
+    """The version after the highest existing `<export_dir>/<name>/<N>/` (1 for none)."""
+    versions = [int(path.name) for path in (Path(export_dir) / name).glob("*")
+                if path.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_model(model, run_dir, name, formats=EXPORT_FORMATS, quantize="none"):
+    """Export a model into its run folder; returns `(saved_model, tflite, tflite_report)`.
+
+    The SavedModel goes to a new version folder, `saved_model/<name>/<N+1>/`, so earlier
+    versions (which TF Serving may be serving) are kept.
+    """
+    unknown = set(formats) - set(EXPORT_FORMATS)
+    if unknown:
+        raise ValueError(f"Unknown export format(s) {sorted(unknown)}; valid: {list(EXPORT_FORMATS)}.")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"Unknown quantize {quantize!r}; valid: {list(QUANTIZATIONS)}.")
+    run_dir = Path(run_dir)
+    saved_model = tflite = report = None
+    if "saved_model" in formats:
+        base = run_dir / "saved_model"
+        saved_model = export_saved_model(model, base, name, version=next_version(base, name))
+    if "tflite" in formats:
+        suffix = "" if quantize == "none" else f"_{quantize}"
+        tflite = export_tflite(model, run_dir / f"{name}{suffix}.tflite", quantize,
+                               saved_model_path=saved_model)
+        report = tflite_parity(tflite, model)
+    return saved_model, tflite, report

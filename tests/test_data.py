@@ -102,7 +102,7 @@ def test_embedded_sources():
     assert digits_train.max() == 255 and set(digit_labels.tolist()) == set(range(10))
     faces, face_labels = load_arrays("faces", split="all")
     assert faces.shape == (100, 25, 25, 1) and face_labels is None
-    photos, _ = load_arrays("photos", split="test")
+    photos, _ = load_arrays("photo_crops", split="test")
     assert photos.shape == (256, 64, 64, 3) and photos.std() > 10
     batch = next(iter(load_dataset("digits", batch_size=8, image_size=32)))
     assert batch[0].shape == (8, 32, 32, 1) and batch[1].shape == (8,)

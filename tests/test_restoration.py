@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen import cli, evaluation, export, metrics, training
+from kerasgen import cli, export, metrics, store, training
 from kerasgen.data import restoration as rdata
 from kerasgen.data.sources import DataError
-from kerasgen.models.restoration import PRESETS, Restorer, build_restorer
+from kerasgen.layers.degradations import GaussianNoise
+from kerasgen.models.restoration import PRESETS, Restorer, build_restorer, evaluation
 
 TINY = {"dncnn": {"depth": 4, "num_filters": 16}, "ffdnet": {"depth": 4, "num_filters": 16},
         "espcn": {"num_filters": (16, 8)}, "fsrcnn": {"d": 16, "s": 8, "m": 1},
@@ -27,9 +28,7 @@ def tiny(preset, seed=0, **overrides):
 
 
 def photo_patches(model, batch_size=8, seed=0, patch_size=16):
-    from kerasgen.models.restoration import training_data
-
-    return training_data(model, "photos", batch_size, seed=seed, patch_size=patch_size)
+    return model.training_data("photos", batch_size, seed=seed, patch_size=patch_size)
 
 
 def photo(height, width, channels=3, index=2):
@@ -105,7 +104,7 @@ def test_gaussian_noise_level_and_no_clipping():
 def test_denoising_protocol_by_hand(data_dir):
     """An identity "denoiser" scores the PSNR of the clamped, rounded noisy images."""
     network = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Identity()])
-    identity = Restorer(network, sigma=25.0)
+    identity = Restorer(network, GaussianNoise(sigma=25.0))
     report = evaluation.evaluate_restoration(identity, "Set12", sigma=25.0, data_dir=data_dir)
     images = rdata.load_images("Set12", data_dir)
     expected = []
@@ -150,7 +149,7 @@ def test_unreadable_files_are_refused(tmp_path):
         rdata.read_image(deep)
     with pytest.raises(DataError, match="alpha channel"):
         rdata.read_image(alpha)
-    with pytest.raises(DataError, match="Unknown restoration data 'nope'"):
+    with pytest.raises(DataError, match="Unknown dataset 'nope'"):
         rdata.load_images("nope")
 
 
@@ -160,7 +159,7 @@ def test_unreadable_files_are_refused(tmp_path):
 def test_fit_moves_every_weight_and_lowers_the_loss(preset):
     model = tiny(preset, seed=1)
     before = [w.numpy().copy() for w in model.trainable_weights]
-    patches = photo_patches(model, patch_size=16 if model.task == "denoise" else 8)
+    patches = photo_patches(model, patch_size=16 if model.scale == 1 else 8)
     batch = next(iter(patches))
     # The same batch again and again (noise redrawn): the loss must fall.
     history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=3,
@@ -183,7 +182,7 @@ def test_reload_keeps_weights_optimizer_and_noise_stream(tmp_path):
     model.fit(photo_patches(model), epochs=1, steps_per_epoch=3, verbose=0)
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
-    assert isinstance(loaded, Restorer) and loaded.sigma_range == (0.0, 55.0)
+    assert isinstance(loaded, Restorer) and loaded.degradation.sigma_range == (0.0, 55.0)
     assert int(loaded.optimizer.iterations) == 3
     for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -293,10 +292,10 @@ def test_every_family_exports_builtin_tflite_with_dynamic_shapes(preset, tmp_pat
               steps_per_epoch=20, verbose=0)
     tflite = export.export_tflite(model, tmp_path / f"{preset}.tflite")
     image = photo(27, 35, channels=model.image_channels)[None]
-    inputs = [image, np.array([20.0], "float32")] if model.takes_sigma else [image]
+    inputs = [image, np.array([20.0], "float32")] if model.conditioned else [image]
     report = export.tflite_parity(tflite, model, inputs=inputs)
     assert report["max_abs_diff"] <= 1 and not report["has_nan"], report
-    if model.takes_sigma:  # int8 calibration feeds both inputs by name
+    if model.conditioned:  # int8 calibration feeds both inputs by name
         int8 = export.export_tflite(model, tmp_path / f"{preset}_int8.tflite", "int8")
         assert export.tflite_parity(int8, model, inputs=inputs)["mean_abs_diff"] <= 3.0
 
@@ -354,13 +353,13 @@ SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "fsrcnn_x3": ("Set5", None)}
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data_dir, tmp_path,
                                                                       capsys):
-    assert name in training.shipped_models()
-    model = training.load_model(name)
+    assert name in store.shipped_models()
+    model = store.load_model(name)
     assert isinstance(model, Restorer) and getattr(model, "optimizer", None) is None
-    card = (training.saved_models_dir() / name / "MODEL_CARD.md").read_text()
+    card = (store.saved_models_dir() / name / "MODEL_CARD.md").read_text()
     assert "## Training" in card and "CPU" in card
     dataset, sigma = SHIPPED[name]
-    recorded = json.loads((training.saved_models_dir() / name / "metrics.json").read_text())
+    recorded = json.loads((store.saved_models_dir() / name / "metrics.json").read_text())
     row = next(row for row in recorded["rows"] if row["dataset"] == dataset)
     report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, data_dir=data_dir)
     assert report["psnr"] == pytest.approx(row["psnr"], abs=0.01)
@@ -380,12 +379,12 @@ def test_ship_model_writes_a_compressed_weights_only_model_loadable_by_name(tmp_
 
     model = tiny("espcn", seed=8)
     model.fit(photo_patches(model, patch_size=8), epochs=1, steps_per_epoch=2, verbose=0)
-    folder = training.ship_model(model, "tiny_x3", "# tiny_x3\n", {"rows": []}, folder=tmp_path)
+    folder = store.ship_model(model, "tiny_x3", "# tiny_x3\n", {"rows": []}, folder=tmp_path)
     with zipfile.ZipFile(folder / "model.keras") as archive:
         assert {item.compress_type for item in archive.infolist()} == {zipfile.ZIP_DEFLATED}
-    monkeypatch.setenv(training.SAVED_MODELS_ENV, str(tmp_path))
-    assert training.shipped_models() == ["tiny_x3"]
-    loaded = training.load_model("tiny_x3")
+    monkeypatch.setenv(store.SAVED_MODELS_ENV, str(tmp_path))
+    assert store.shipped_models() == ["tiny_x3"]
+    loaded = store.load_model("tiny_x3")
     assert getattr(loaded, "optimizer", None) is None
     image = photo(13, 17)
     np.testing.assert_array_equal(loaded.restore(image), model.restore(image))

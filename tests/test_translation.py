@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen import cli, evaluation, export, training
+from kerasgen import cli, export, training
 from kerasgen.callbacks import LinearDecay
 from kerasgen.data import translation as tdata
 from kerasgen.data.sources import DataError
 from kerasgen.layers import ImagePool
-from kerasgen.models.translation import CycleGAN, build_cyclegan, build_pix2pix
+from kerasgen.models.translation import CycleGAN, build_cyclegan, build_pix2pix, evaluation
 
 SIZE = 32
 

@@ -7,33 +7,30 @@ Example:
 
 from pathlib import Path
 
-from kerasgen.data import sources
+from kerasgen.data import catalog, sources
+from kerasgen.data.catalog import DATASETS, TFDS_PREFIX
 from kerasgen.data.sources import DATA_DIR_ENV, DataError, read_idx, resize_uint8
 
-# Named datasets. A path to a folder, or "tfds:<name>", is accepted too.
-DATASETS = {
+# Loaders of the catalog's "images" names (see `kerasgen.data.catalog`).
+ARRAY_LOADERS = {
     "digits": lambda split, data_dir: sources.load_digits(split),
     "faces": lambda split, data_dir: sources.load_faces(split),
-    "photos": lambda split, data_dir: sources.load_photos(split),
+    "photo_crops": lambda split, data_dir: sources.load_photos(split),
     "mnist": lambda split, data_dir: sources.load_idx_dataset("mnist", split, data_dir),
     "fashion_mnist": lambda split, data_dir: sources.load_idx_dataset(
         "fashion_mnist", split, data_dir),
 }
-TFDS_PREFIX = "tfds:"
 
 __all__ = ["DATASETS", "DATA_DIR_ENV", "DataError", "dataset_from_arrays", "load_arrays",
            "load_dataset", "read_idx", "to_float", "to_uint8", "unit_to_uint8"]
-
-
-def _is_path(name):
-    return isinstance(name, Path) or "/" in name or name.startswith(".") or Path(name).is_dir()
 
 
 def load_arrays(name, split="train", data_dir=None, image_size=None):
     """Load a dataset into memory as uint8 NHWC images and int64 labels (or None).
 
     Args:
-        name: str. A name in `DATASETS`, `"tfds:<name>"`, or a path to a folder of images.
+        name: str. An "images" (or, resized, "image_set") name of `kerasgen.data.catalog`,
+            `"tfds:<name>"`, or a path to a folder of images.
         split: str. `"train"`, `"test"` or `"all"`. Defaults to `"train"`.
         data_dir: str. Folder with `mnist/`, `fashion_mnist/` (IDX files) or the tfds data
             directory for `tfds:` names. Defaults to `$KERASGEN_DATA_DIR`.
@@ -45,18 +42,18 @@ def load_arrays(name, split="train", data_dir=None, image_size=None):
     """
     name = str(name)
     image_size = _as_size(image_size)
-    if name.startswith(TFDS_PREFIX):
+    where = catalog.resolve(name, "images")
+    if where == "tfds":
         images, labels = sources.load_tfds(name[len(TFDS_PREFIX):], split, data_dir)
-    elif name in DATASETS:
-        images, labels = DATASETS[name](split, data_dir)
-    elif _is_path(name):
+    elif where == "folder":
         # Folders are resized per file, since their images may differ in size.
         return sources.load_folder(name, split, image_size)
-    else:
-        raise DataError(
-            f"Unknown dataset {name!r}. Valid names: {sorted(DATASETS)}, 'tfds:<name>' "
-            "(tensorflow-datasets, online), or a path to a folder of PNG/JPEG/BMP images."
-        )
+    elif name in ARRAY_LOADERS:
+        images, labels = ARRAY_LOADERS[name](split, data_dir)
+    else:  # an image set: whole images of any size, resized like a folder's
+        from kerasgen.data.restoration import load_images
+
+        return sources.stack_images(load_images(name, data_dir), image_size, name), None
     if image_size is not None and images.shape[1:3] != image_size:
         images = resize_uint8(images, image_size)
     return images, labels
@@ -95,8 +92,9 @@ def load_dataset(
     """A batched, prefetched `tf.data.Dataset` of float32 NHWC images in [-1, 1].
 
     Args:
-        name: str. A name in `DATASETS` (`digits`, `faces`, `photos`, `mnist`,
-            `fashion_mnist`), `"tfds:<name>"`, or a path to a folder of PNG/JPEG/BMP images.
+        name: str. A dataset name (`digits`, `faces`, `photo_crops`, `mnist`,
+            `fashion_mnist`, see `kerasgen.data.catalog`), `"tfds:<name>"`, or a path to a
+            folder of PNG/JPEG/BMP images.
         batch_size: int. Defaults to 64.
         split: str. `"train"`, `"test"` or `"all"`. Defaults to `"train"`.
         image_size: int or (int, int). Resize images to this size. Defaults to None.

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasgen.data import sources
+from kerasgen.data import catalog, sources
 from kerasgen.data.sources import DataError
 
-# Training sets under the data directory (and the embedded photos, which need no files).
+# The catalog's image sets (`kerasgen.data.catalog`) and where their files are.
 TRAIN_SETS = {"train400": "train/Train400", "t91": "train/T91"}
 # Benchmark sets: name -> (folder under the data directory, channels, task).
 TEST_SETS = {
@@ -29,7 +29,6 @@ TEST_SETS = {
     "Set14": ("super_resolution/Set14", 3, "super_resolution"),
 }
 SCALES = (2, 3, 4)
-EMBEDDED = "photos"
 # BT.601 luma of RGB in [0, 1], as MATLAB's rgb2ycbcr, in [16, 235] / 255.
 Y_WEIGHTS = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
 Y_OFFSET = 16.0 / 255.0
@@ -87,30 +86,32 @@ def load_images(name, data_dir=None, channels=None):
     """Images of a training set, test set or folder as a list of uint8 HxWxC arrays.
 
     Args:
-        name: str. `"train400"`, `"t91"`, a name in `TEST_SETS` (the HR images for SR sets),
-            `"photos"` (scikit-image's bundled photographs, offline) or a folder of images.
+        name: str. An "image_set" name of `kerasgen.data.catalog` (`"train400"`, `"t91"`,
+            `"photos"` (scikit-image's bundled photographs, offline), a name in `TEST_SETS`:
+            the HR images for SR sets) or a folder of images.
         data_dir: str. The data directory. Defaults to `$KERASGEN_DATA_DIR`.
         channels: int. 1 or 3 to convert every image; None keeps each file's own.
     """
     name = str(name)
-    if name == EMBEDDED:
+    if catalog.resolve(name, "image_set") == "tfds":
+        raise DataError(f"{name!r}: image sets are read from files; tfds data is for same-size "
+                        "image models. Download it into a folder and pass the folder.")
+    if name == "photos":
         import skimage.data
 
         images = [getattr(skimage.data, photo)()[..., :3]
                   for photo in sources.PHOTO_NAMES_TRAIN + sources.PHOTO_NAMES_TEST]
     else:
-        if name.lower() in TRAIN_SETS:
-            folder = _data_folder(TRAIN_SETS[name.lower()], data_dir)
+        if name in TRAIN_SETS:
+            folder = _data_folder(TRAIN_SETS[name], data_dir)
         elif name in TEST_SETS:
             folder = _data_folder(TEST_SETS[name][0], data_dir)
             if TEST_SETS[name][2] == "super_resolution":
                 folder = folder / "HR"
-        elif Path(name).is_dir():
-            folder = Path(name)
         else:
-            raise DataError(
-                f"Unknown restoration data {name!r}. Valid names: {sorted(TRAIN_SETS)}, "
-                f"{sorted(TEST_SETS)}, {EMBEDDED!r} (embedded), or a folder of images.")
+            folder = Path(name)
+            if not folder.is_dir():
+                raise DataError(f"{folder}: no such folder of images.")
         images = [read_image(path) for path in sources.list_image_files(folder)]
     return images if channels is None else [as_channels(image, channels) for image in images]
 

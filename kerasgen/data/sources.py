@@ -241,22 +241,30 @@ def load_folder(folder, split="all", image_size=None):
     files = list_image_files(folder)
     decoded = [decode_image_file(path) for path in files]
     channels = 3 if any(image.shape[-1] >= 3 for image in decoded) else 1
-    images = []
-    for path, image in zip(files, decoded):
-        if image.shape[-1] != channels:
-            # Grey files in a colour folder become RGB; alpha channels are dropped.
-            image = decode_image_file(path, channels=channels)
-        if image_size is not None and image.shape[:2] != tuple(image_size):
-            image = resize_uint8(image, image_size)
-        images.append(image)
+    images = [
+        # Grey files in a colour folder become RGB; alpha channels are dropped.
+        decode_image_file(path, channels=channels) if image.shape[-1] != channels else image
+        for path, image in zip(files, decoded)]
+    return stack_images(images, image_size, str(folder), split), None
+
+
+def stack_images(images, image_size=None, description="The data", split="all"):
+    """Images of one channel count as one uint8 array, resized to `image_size` if given;
+    images of different sizes without `image_size` are refused. `split` takes a fixed share."""
+    _check_split(split, description)
+    if image_size is not None:
+        image_size = (image_size,) * 2 if isinstance(image_size, int) else tuple(image_size)
+        images = [image if image.shape[:2] == image_size else resize_uint8(image, image_size)
+                  for image in images]
     sizes = sorted({image.shape[:2] for image in images})
     if len(sizes) > 1:
         raise DataError(
-            f"{folder}: images have different sizes {sizes[:4]}{'...' if len(sizes) > 4 else ''}; "
-            "pass image_size=(H, W) (CLI: --image-size N) to resize them to one size."
+            f"{description}: images have different sizes {sizes[:4]}"
+            f"{'...' if len(sizes) > 4 else ''}; pass image_size=(H, W) (CLI: --image-size N) "
+            "to resize them to one size."
         )
     images = np.stack(images)
-    return images[_deterministic_split(len(images), split)], None
+    return images[_deterministic_split(len(images), split)]
 
 
 # --- TensorFlow Datasets (online) ------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasgen.data import sources
+from kerasgen.data import catalog, sources
 from kerasgen.data.sources import DataError, decode_image_file, list_image_files, resize_uint8
 
 SPLITS = ("train", "test")
@@ -141,6 +141,8 @@ def load_unpaired(source, split="train", data_dir=None):
     """
     _check_split(split)
     folders = _two_folders(source)
+    if folders is None:
+        catalog.resolve(source, "unpaired")
     if folders is not None:
         images = _folder_images(folders[0]), _folder_images(folders[1])
     elif source in EMBEDDED_UNPAIRED:
@@ -202,6 +204,8 @@ def load_paired(source, split="train", data_dir=None):
     del data_dir
     _check_split(split)
     folders = _two_folders(source)
+    if folders is None:
+        catalog.resolve(source, "paired")
     if folders is not None:
         inputs, targets, names = _paired_folders(*folders)
     elif source in EMBEDDED_PAIRED:

@@ -37,7 +37,21 @@ class SeededModel(keras.Model):
         return config
 
 
-class SingleOptimizer:
+class Optimizers:
+    """The one optimizer convention of kerasgen wrappers: every optimizer is built at
+    `compile` (so `.keras` restores its moments), saved in the compile config, and listed by
+    `schedule_optimizers()`, which learning-rate schedules set."""
+
+    def schedule_optimizers(self):
+        raise NotImplementedError
+
+
+def optimizers_of(model):
+    """The optimizers a learning-rate schedule sets: a wrapper's, or a plain model's one."""
+    return model.schedule_optimizers() if isinstance(model, Optimizers) else [model.optimizer]
+
+
+class SingleOptimizer(Optimizers):
     """`compile(optimizer=None)` of a wrapper trained by one optimizer, saved with the model.
 
     Subclasses set `default_learning_rate` (Adam's, when no optimizer is passed).
@@ -56,6 +70,9 @@ class SingleOptimizer:
         super().compile(optimizer=optimizer, **kwargs)
         # Built now so that `.keras` loading finds its slots and restores its moments.
         self.optimizer.build(self.trainable_variables)
+
+    def schedule_optimizers(self):
+        return [self.optimizer]
 
     def get_compile_config(self):
         if getattr(self, "optimizer", None) is None:  # not compiled: an inference model
@@ -99,42 +116,49 @@ def unpack_labelled(data, model_name):
     return data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)
 
 
-class NetworkOptimizers:
+class NetworkOptimizers(Optimizers):
     """`compile()` of a wrapper with one optimizer per network, all saved with the model.
 
     Subclasses list their networks' attribute names in `optimized_networks`; network `name`
-    is trained by the optimizer `<name>_optimizer`, which `compile` defaults to
-    `default_optimizer()`. Learning-rate schedules set all of them (`schedule_optimizers`).
+    is trained by the optimizer `<name>_optimizer` (or the attribute `optimizer_names` maps it
+    to), which `compile` defaults to `default_optimizer(network)`. Learning-rate schedules set
+    all of them (`schedule_optimizers`).
     """
 
     optimized_networks = ()
+    optimizer_names = {}  # network -> optimizer attribute, where not `<network>_optimizer`
 
-    def default_optimizer(self):
+    def default_optimizer(self, network):
         raise NotImplementedError
 
+    def _optimizer_attributes(self):
+        return {network: self.optimizer_names.get(network, f"{network}_optimizer")
+                for network in self.optimized_networks}
+
     def compile(self, **optimizers):
-        """Configure training: `<network>_optimizer=` per network (see `optimized_networks`);
-        any not given defaults to the family's (`default_optimizer()`)."""
-        names = [f"{network}_optimizer" for network in self.optimized_networks]
-        unknown = sorted(set(optimizers) - set(names))
+        """Configure training: one optimizer per network (see `optimized_networks`); any not
+        given defaults to the family's (`default_optimizer`)."""
+        attributes = self._optimizer_attributes()
+        unknown = sorted(set(optimizers) - set(attributes.values()))
         if unknown:
-            raise ValueError(f"Unknown compile arguments {unknown}; valid: {names}.")
+            raise ValueError(f"Unknown compile arguments {unknown}; valid: "
+                             f"{list(attributes.values())}.")
         super().compile(optimizer=None)
-        for network, name in zip(self.optimized_networks, names):
-            optimizer = optimizers.get(name) or self.default_optimizer()
+        for network, name in attributes.items():
+            optimizer = optimizers.get(name) or self.default_optimizer(network)
             # Built now so that `.keras` loading finds its slots and restores its moments.
             optimizer.build(getattr(self, network).trainable_variables)
             setattr(self, name, optimizer)
 
     def schedule_optimizers(self):
-        return [getattr(self, f"{network}_optimizer") for network in self.optimized_networks]
+        return [getattr(self, name) for name in self._optimizer_attributes().values()]
 
     def get_compile_config(self):
-        if getattr(self, f"{self.optimized_networks[0]}_optimizer", None) is None:
+        attributes = self._optimizer_attributes()
+        if getattr(self, next(iter(attributes.values())), None) is None:
             return None  # not compiled: an inference model
-        return {f"{network}_optimizer": keras.saving.serialize_keras_object(optimizer)
-                for network, optimizer in zip(self.optimized_networks,
-                                              self.schedule_optimizers())}
+        return {name: keras.saving.serialize_keras_object(getattr(self, name))
+                for name in attributes.values()}
 
     def compile_from_config(self, config):
         self.compile(**{name: keras.saving.deserialize_keras_object(value)

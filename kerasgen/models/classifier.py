@@ -11,6 +11,7 @@ import keras
 from keras import layers
 
 from kerasgen.models.preset import ModelPreset
+from kerasgen.tasks import CLASSIFICATION
 
 FEATURES_LAYER = "features"
 
@@ -60,13 +61,11 @@ PRESETS = {
     "classifier": ModelPreset(
         name="classifier",
         description="Domain classifier (features for FD/KID, classifier score); train on mnist",
+        task=CLASSIFICATION,
         build=build_classifier,
-        model_kwargs={"base_filters": 32, "feature_dim": 128},
         dataset="mnist",
         epochs=8,
         batch_size=128,
-        uses_labels=True,
-        generative=False,
         compile=compile_classifier,
     ),
 }

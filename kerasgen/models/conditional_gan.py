@@ -19,6 +19,7 @@ from kerasgen.layers import LabelEmbedding
 from kerasgen.models.base import latents_from_seeds, unpack_labelled
 from kerasgen.models.dcgan import DCGAN, discriminator_trunk, ema_copy, generator_trunk
 from kerasgen.models.preset import ModelPreset
+from kerasgen.tasks import Generation
 
 LABEL_EMBEDDING = "label_embedding"
 
@@ -88,6 +89,8 @@ class ConditionalGAN(DCGAN):
 
     Reference: https://arxiv.org/abs/1411.1784, https://arxiv.org/abs/1802.05637
     """
+
+    conditional = True
 
     @property
     def num_classes(self):
@@ -185,12 +188,11 @@ PRESETS = {
     "cgan": ModelPreset(
         name="cgan",
         description="Conditional GAN (label embedding + projection discriminator); digits",
+        task=Generation(labelled=True),
         build=build_conditional_gan,
-        model_kwargs={"latent_dim": 100, "base_filters": 64},
         dataset="digits",
         image_size=32,
         epochs=60,
         batch_size=64,
-        uses_labels=True,
     ),
 }

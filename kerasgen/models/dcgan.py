@@ -21,8 +21,9 @@ from kerasgen import losses
 from kerasgen.data import to_uint8
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
-from kerasgen.models.base import LatentSampling, SeededModel, latents_from_seeds
+from kerasgen.models.base import LatentSampling, NetworkOptimizers, SeededModel, latents_from_seeds
 from kerasgen.models.preset import ModelPreset
+from kerasgen.tasks import Generation, GenerativeModel
 
 KERNEL_SIZE = 4
 MAX_UPSAMPLINGS = 4
@@ -163,7 +164,7 @@ def ema_copy(generator, ema):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class DCGAN(LatentSampling, SeededModel):
+class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
     """Trains a generator against a discriminator with `fit`.
 
     Args:
@@ -213,47 +214,38 @@ class DCGAN(LatentSampling, SeededModel):
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)
 
-    def default_optimizers(self):
-        """The paper's optimizers: Adam(2e-4, beta_1=0.5) for both networks."""
-        return (keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1),
-                keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1))
-
+    optimized_networks = ("discriminator", "generator")
+    optimizer_names = {"discriminator": "d_optimizer", "generator": "g_optimizer"}
     default_loss = "non_saturating"
 
-    def compile(self, d_optimizer=None, g_optimizer=None, loss=None, **kwargs):
+    def default_optimizer(self, network):
+        """The paper's optimizer for both networks: Adam(2e-4, beta_1=0.5)."""
+        return keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1)
+
+    def compile(self, d_optimizer=None, g_optimizer=None, loss=None):
         """Configure training.
 
         Args:
             d_optimizer: `keras.optimizers.Optimizer` for the discriminator. Defaults to the
-                family's (`default_optimizers`).
+                family's (`default_optimizer`).
             g_optimizer: `keras.optimizers.Optimizer` for the generator. Defaults likewise.
             loss: str. A name in `kerasgen.losses.GAN_LOSSES`. Defaults to the family's
                 (`"non_saturating"` for DCGAN, the paper's).
         """
         loss = loss or self.default_loss
         losses.get_gan_loss(loss)  # fail early on an unknown name
-        super().compile(optimizer=None, **kwargs)
-        default_d, default_g = self.default_optimizers()
-        self.d_optimizer = d_optimizer or default_d
-        self.g_optimizer = g_optimizer or default_g
+        super().compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
         self.loss_name = loss
-        # Built now so that `.keras` loading finds their slots and restores their moments.
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
 
     def get_compile_config(self):
-        return {
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            "loss": self.loss_name,
-        }
+        config = super().get_compile_config()
+        return None if config is None else {**config, "loss": self.loss_name}
 
     def compile_from_config(self, config):
-        self.compile(
-            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
-            loss=config["loss"],
-        )
+        config = dict(config)
+        loss = config.pop("loss")
+        self.compile(**{name: keras.saving.deserialize_keras_object(value)
+                        for name, value in config.items()}, loss=loss)
 
     # --- hooks that conditional subclasses override -----------------------------------------
 
@@ -390,8 +382,8 @@ PRESETS = {
     "dcgan": ModelPreset(
         name="dcgan",
         description="DCGAN (Radford et al. 2015) on 32x32 images; default data: embedded digits",
+        task=Generation(),
         build=build_dcgan,
-        model_kwargs={"latent_dim": 100, "base_filters": 64},
         dataset="digits",
         image_size=32,
         epochs=60,

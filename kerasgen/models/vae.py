@@ -31,6 +31,7 @@ from kerasgen.models.base import (LatentSampling, SeededModel, SingleOptimizer, 
                                   unpack_labelled)
 from kerasgen.models.dcgan import num_upsamplings
 from kerasgen.models.preset import ModelPreset
+from kerasgen.tasks import Generation, GenerativeModel
 
 KERNEL_SIZE = 4
 BINARIZATIONS = ("dynamic", "none")
@@ -126,7 +127,7 @@ def build_decoder(latent_dim, image_shape, likelihood="bernoulli", base_filters=
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class VAE(SingleOptimizer, LatentSampling, SeededModel):
+class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
     """Trains an encoder q(z|x) and a decoder p(x|z) with `fit` on the (beta-)ELBO or IWAE bound.
 
     Args:
@@ -151,6 +152,8 @@ class VAE(SingleOptimizer, LatentSampling, SeededModel):
 
     Reference: https://arxiv.org/abs/1312.6114, https://arxiv.org/abs/1509.00519
     """
+
+    has_likelihood = True
 
     def __init__(self, encoder, decoder, likelihood="bernoulli", beta=1.0, kl_warmup_steps=0,
                  num_importance_samples=1, binarize=None, seed=None, **kwargs):
@@ -369,6 +372,16 @@ class VAE(SingleOptimizer, LatentSampling, SeededModel):
             negative_elbo.append(-log_weights.mean(axis=1))
         return np.concatenate(nll), np.concatenate(negative_elbo)
 
+    def log_likelihood_report(self, images, labels=None, num_samples=5000, seed=0):
+        """`{"nll", "negative_elbo", "bits_per_dim", "num_images", "num_samples"}` (nats) on
+        uint8 images, binarised once with `seed` for a Bernoulli decoder."""
+        nll, negative_elbo = self.importance_sampled_nll(
+            evaluation_targets(self, images, seed), labels, num_samples=num_samples, seed=seed)
+        pixels = math.prod(self.image_shape)
+        return {"nll": float(nll.mean()), "negative_elbo": float(negative_elbo.mean()),
+                "bits_per_dim": float(nll.mean() / (pixels * math.log(2.0))),
+                "num_images": int(len(nll)), "num_samples": int(num_samples)}
+
     def _compiled_log_weights(self):
         @tf.function(reduce_retracing=True)
         def log_weights(targets, labels, noise):
@@ -519,6 +532,8 @@ class ConditionalVAE(VAE):
     Reference: Sohn, Lee & Yan 2015, https://papers.nips.cc/paper/5775
     """
 
+    conditional = True
+
     @property
     def num_classes(self):
         return self.decoder.get_layer(LABEL_EMBEDDING).num_classes
@@ -619,23 +634,15 @@ def build_vae(image_shape, latent_dim=50, likelihood="bernoulli", base_filters=3
                        name=name or default_name)
 
 
-def log_likelihood_report(model, images, labels=None, num_samples=5000, seed=0):
-    """`{"nll", "negative_elbo", "num_images", "num_samples"}` (nats) on uint8 images."""
-    nll, negative_elbo = model.importance_sampled_nll(
-        evaluation_targets(model, images, seed), labels, num_samples=num_samples, seed=seed)
-    pixels = math.prod(model.image_shape)
-    return {"nll": float(nll.mean()), "negative_elbo": float(negative_elbo.mean()),
-            "bits_per_dim": float(nll.mean() / (pixels * math.log(2.0))),
-            "num_images": int(len(nll)), "num_samples": int(num_samples)}
 
 
-_MNIST = {"dataset": "mnist", "epochs": 100, "batch_size": 128}
+_MNIST = {"dataset": "mnist", "epochs": 100, "batch_size": 128, "task": Generation()}
 PRESETS = {
     "vae": ModelPreset(
         name="vae",
         description="Convolutional VAE (Kingma & Welling 2014), Bernoulli decoder, dynamically "
                     "binarized MNIST",
-        build=build_vae, model_kwargs={"latent_dim": 50}, **_MNIST),
+        build=build_vae, **_MNIST),
     "beta_vae": ModelPreset(
         name="beta_vae",
         description="beta-VAE (Higgins et al. 2017), beta=4 with a 5000-step KL warm-up, 10-d "
@@ -646,10 +653,10 @@ PRESETS = {
         name="cvae",
         description="Conditional VAE (Sohn et al. 2015), label-conditioned encoder and decoder, "
                     "MNIST",
-        build=build_vae, model_kwargs={"latent_dim": 50}, uses_labels=True, **_MNIST),
+        build=build_vae, **{**_MNIST, "task": Generation(labelled=True)}),
     "iwae": ModelPreset(
         name="iwae",
         description="IWAE (Burda et al. 2016), k=5 importance samples, dynamically binarized "
                     "MNIST",
-        build=build_vae, model_kwargs={"latent_dim": 50, "num_importance_samples": 5}, **_MNIST),
+        build=build_vae, model_kwargs={"num_importance_samples": 5}, **_MNIST),
 }

@@ -15,6 +15,7 @@ from kerasgen import losses
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.models.dcgan import DCGAN, build_discriminator, build_generator, ema_copy
 from kerasgen.models.preset import ModelPreset
+from kerasgen.tasks import Generation
 
 # Algorithm 1 of the paper: lambda = 10, n_critic = 5, Adam(1e-4, beta_1=0, beta_2=0.9).
 GP_WEIGHT = 10.0
@@ -56,9 +57,9 @@ class WGANGP(DCGAN):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker, self.gp_tracker]
 
-    def default_optimizers(self):
-        return (keras.optimizers.Adam(LEARNING_RATE, beta_1=0.0, beta_2=0.9),
-                keras.optimizers.Adam(LEARNING_RATE, beta_1=0.0, beta_2=0.9))
+    def default_optimizer(self, network):
+        """Algorithm 1's Adam(1e-4, beta = (0, 0.9)) for both networks."""
+        return keras.optimizers.Adam(LEARNING_RATE, beta_1=0.0, beta_2=0.9)
 
     def _gradient_penalty(self, real_images, fake_images, labels, batch):
         """Per-example (||grad_x D(x_hat)||_2 - 1)^2 on random interpolates x_hat."""
@@ -144,8 +145,8 @@ PRESETS = {
     "wgan_gp": ModelPreset(
         name="wgan_gp",
         description="WGAN-GP (Gulrajani et al. 2017), 5 critic steps, lambda=10; digits",
+        task=Generation(),
         build=build_wgan_gp,
-        model_kwargs={"latent_dim": 128, "base_filters": 64},
         dataset="digits",
         image_size=32,
         epochs=60,

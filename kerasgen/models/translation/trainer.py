@@ -1,199 +1,31 @@
-"""Image-to-image translation: CycleGAN (unpaired) and pix2pix (paired).
+"""The translation wrappers: `CycleGAN` (unpaired) and `Pix2Pix` (paired), and their builders.
 
-Generators are fully convolutional functional models on images in [-1, 1] of any height and
-width; the wrappers train them with `fit` on `(a, b)` batches (`kerasgen.data.translation`)
-and translate uint8 images of any size (`translate`, the `a2b` / `b2a` / `translate` serving
-signatures, TFLite with dynamic input shapes and builtin ops only).
-
-Example:
-    >>> model = build_cyclegan((128, 128), num_blocks=6)
-    >>> model.compile()
-    >>> images_a, images_b = load_unpaired("horse2zebra")
-    >>> model.fit(jitter_dataset(images_a, images_b, 128, batch_size=1), steps_per_epoch=200,
-    ...           epochs=200, callbacks=[LinearDecay(2e-4, epochs=200)])
-    >>> zebras = model.translate(horses_uint8, direction="a2b")
-
-References: CycleGAN https://arxiv.org/abs/1703.10593, pix2pix https://arxiv.org/abs/1611.07004,
-and their reference implementation https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix.
+Both implement the image-to-image contract (`kerasgen.tasks.ImageToImageModel`): they train
+with `fit` on `(a, b)` batches (`kerasgen.data.translation`), translate uint8 images of any size
+(`apply`, the `a2b` / `b2a` / `translate` serving signatures, TFLite with dynamic input shapes
+and builtin ops only) and evaluate on a dataset's test split.
 """
 
-import functools
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers
 
 from kerasgen import losses
-from kerasgen.callbacks import LinearDecay
-from kerasgen.data import map_image_files, pad_to_multiple, to_float, to_uint8
+from kerasgen.data import pad_to_multiple, to_float, to_uint8
 from kerasgen.data import translation as data
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.export import ServingSpec
-from kerasgen.layers import ImagePool, InstanceNormalization, ReflectionPadding2D
+from kerasgen.layers import ImagePool
 from kerasgen.models.base import NetworkOptimizers, SeededModel
-from kerasgen.models.preset import ModelPreset
+from kerasgen.models.translation.networks import (BETA_1, CHANNELS, DEFAULT_IMAGE_SIZE,
+                                                  LEARNING_RATE, MIN_SIDE,
+                                                  _image_size, build_patch_discriminator,
+                                                  build_resnet_generator, build_unet_generator,
+                                                  resnet_blocks_for, unet_depth_for)
+from kerasgen.tasks import ImageToImageModel
 from kerasgen.visualize import save_image_grid
-
-# Both papers: Adam(2e-4, beta_1=0.5), weights from N(0, 0.02), LeakyReLU 0.2.
-LEARNING_RATE = 2e-4
-BETA_1 = 0.5
-INIT_STDDEV = 0.02
-LEAKY_SLOPE = 0.2
-DEFAULT_IMAGE_SIZE = 256
-CHANNELS = 3
-MIN_SIDE = 2  # reflection padding needs two pixels per side
-
-
-def _init(seed, index):
-    return keras.initializers.RandomNormal(stddev=INIT_STDDEV,
-                                           seed=None if seed is None else seed + index)
-
-
-def _image_size(image_shape):
-    """The square training crop side from a registry `image_shape` (None: the paper's 256)."""
-    if image_shape is None:
-        return DEFAULT_IMAGE_SIZE
-    height, width = image_shape[:2]
-    if height != width:
-        raise ValueError(f"Translation trains on square crops; got {height}x{width}.")
-    return int(height)
-
-
-# --- networks --------------------------------------------------------------------------------
-
-def resnet_blocks_for(image_size):
-    """CycleGAN section 7.2: 6 residual blocks for 128x128 training images, 9 from 256x256."""
-    return 6 if image_size < 256 else 9
-
-
-def build_resnet_generator(channels=CHANNELS, num_filters=64, num_blocks=9,
-                           num_downsamplings=2, seed=None, name="generator"):
-    """CycleGAN's generator: c7s1-64, d128, d256, R256 x num_blocks, u128, u64, c7s1-3.
-
-    Reflection padding and instance normalisation throughout (Zhu et al. 2017, section 7.2,
-    after Johnson et al. 2016). Images in [-1, 1] of any size that is a multiple of
-    `2 ** num_downsamplings`.
-    """
-    counter = iter(range(10_000))
-    images = keras.Input((None, None, channels), name="images")
-    x = ReflectionPadding2D(3, name="stem_pad")(images)
-    x = layers.Conv2D(num_filters, 7, kernel_initializer=_init(seed, next(counter)),
-                      name="stem_conv")(x)
-    x = layers.ReLU(name="stem_relu")(InstanceNormalization(name="stem_norm")(x))
-    filters = num_filters
-    for step in range(num_downsamplings):
-        filters *= 2
-        x = layers.Conv2D(filters, 3, strides=2, padding="same",
-                          kernel_initializer=_init(seed, next(counter)), name=f"down{step}")(x)
-        x = layers.ReLU(name=f"down{step}_relu")(InstanceNormalization(name=f"down{step}_norm")(x))
-    for block in range(num_blocks):
-        residual = x
-        for conv in range(2):
-            residual = ReflectionPadding2D(1, name=f"block{block}_pad{conv}")(residual)
-            residual = layers.Conv2D(filters, 3, kernel_initializer=_init(seed, next(counter)),
-                                     name=f"block{block}_conv{conv}")(residual)
-            residual = InstanceNormalization(name=f"block{block}_norm{conv}")(residual)
-            if conv == 0:
-                residual = layers.ReLU(name=f"block{block}_relu")(residual)
-        x = layers.Add(name=f"block{block}_add")([x, residual])
-    for step in range(num_downsamplings):
-        filters //= 2
-        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
-                                   kernel_initializer=_init(seed, next(counter)),
-                                   name=f"up{step}")(x)
-        x = layers.ReLU(name=f"up{step}_relu")(InstanceNormalization(name=f"up{step}_norm")(x))
-    x = ReflectionPadding2D(3, name="head_pad")(x)
-    x = layers.Conv2D(channels, 7, kernel_initializer=_init(seed, next(counter)),
-                      name="head_conv")(x)
-    return keras.Model(images, layers.Activation("tanh", dtype="float32", name="tanh")(x),
-                       name=name)
-
-
-def unet_depth_for(image_size, max_depth=8):
-    """Down-samplings of the U-Net: down to 1x1 for powers of two (8 for 256, the paper's)."""
-    depth = 0
-    while depth < max_depth and image_size % 2 ** (depth + 1) == 0:
-        depth += 1
-    if depth < 2:
-        raise ValueError(f"pix2pix needs training crops divisible by 4; got {image_size}. "
-                         "Pass an image size such as 64, 128 or 256 (CLI: --image-size).")
-    return depth
-
-
-def build_unet_generator(channels=CHANNELS, num_downs=8, num_filters=64, dropout=0.5,
-                         seed=None, name="generator"):
-    """pix2pix's U-Net: encoder C64-C128-C256-C512-..., decoder CD512 x 3 -C512-...-C64, with
-    skip connections between mirrored layers (Isola et al. 2017, section 6.1.1).
-
-    Instance normalisation stands for the paper's batch norm: at the paper's batch size of 1,
-    with test-time batch statistics, the two are the same operation. Dropout acts in the first
-    three decoder layers while training; inference is deterministic.
-    """
-    counter = iter(range(10_000))
-
-    def filters_at(level):
-        return num_filters * min(2 ** level, 8)
-
-    images = keras.Input((None, None, channels), name="images")
-    # Encoder: no normalisation on the first layer; none at the 1x1 bottleneck either, where
-    # per-image statistics of a single pixel would erase it.
-    x = layers.Conv2D(filters_at(0), 4, strides=2, padding="same",
-                      kernel_initializer=_init(seed, next(counter)), name="down0")(images)
-    skips = [x]
-    for level in range(1, num_downs):
-        x = layers.LeakyReLU(LEAKY_SLOPE, name=f"down{level}_lrelu")(x)
-        x = layers.Conv2D(filters_at(level), 4, strides=2, padding="same",
-                          kernel_initializer=_init(seed, next(counter)), name=f"down{level}")(x)
-        if level < num_downs - 1:
-            x = InstanceNormalization(name=f"down{level}_norm")(x)
-            skips.append(x)
-    for index, level in enumerate(range(num_downs - 2, -1, -1)):
-        x = layers.ReLU(name=f"up{level}_relu")(x)
-        x = layers.Conv2DTranspose(filters_at(level), 4, strides=2, padding="same",
-                                   kernel_initializer=_init(seed, next(counter)),
-                                   name=f"up{level}")(x)
-        x = InstanceNormalization(name=f"up{level}_norm")(x)
-        if index < 3 and dropout:
-            x = layers.Dropout(dropout, seed=None if seed is None else seed + 100 + index,
-                               name=f"up{level}_dropout")(x)
-        x = layers.Concatenate(name=f"skip{level}")([skips[level], x])
-    x = layers.ReLU(name="head_relu")(x)
-    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
-                               kernel_initializer=_init(seed, next(counter)), name="head")(x)
-    return keras.Model(images, layers.Activation("tanh", dtype="float32", name="tanh")(x),
-                       name=name)
-
-
-def build_patch_discriminator(channels=CHANNELS, num_filters=64, num_layers=3,
-                              condition_channels=0, seed=None, name="discriminator"):
-    """The 70x70 PatchGAN: C64-C128-C256-C512, then a 1-channel map of real/fake logits.
-
-    Each output judges one 70x70 patch (with `num_layers=3`; pix2pix section 3.2.2). With
-    `condition_channels`, it takes `[condition, image]` and judges the pair (pix2pix's
-    conditional discriminator).
-    """
-    counter = iter(range(10_000))
-    images = keras.Input((None, None, channels), name="images")
-    inputs = [images]
-    x = images
-    if condition_channels:
-        condition = keras.Input((None, None, condition_channels), name="condition")
-        inputs = [condition, images]
-        x = layers.Concatenate(name="pair")([condition, images])
-    filters = num_filters
-    for index in range(num_layers + 1):
-        last = index == num_layers  # the C512 layer keeps stride 1
-        x = layers.Conv2D(filters, 4, strides=1 if last else 2, padding="same",
-                          kernel_initializer=_init(seed, next(counter)), name=f"conv{index}")(x)
-        if index:  # none on the first layer
-            x = InstanceNormalization(name=f"conv{index}_norm")(x)
-        x = layers.LeakyReLU(LEAKY_SLOPE, name=f"conv{index}_lrelu")(x)
-        filters = min(filters * 2, num_filters * 8)
-    logits = layers.Conv2D(1, 4, padding="same", dtype="float32",
-                           kernel_initializer=_init(seed, next(counter)), name="logits")(x)
-    return keras.Model(inputs if condition_channels else images, logits, name=name)
 
 
 def _l1(predicted, target):
@@ -203,12 +35,12 @@ def _l1(predicted, target):
 
 # --- what both wrappers share: inference and export ------------------------------------------
 
-class Translator(NetworkOptimizers):
-    """Inference, export and configuration of a translation wrapper.
+class Translator(NetworkOptimizers, ImageToImageModel):
+    """Inference, data, figures, export and configuration of a translation wrapper.
 
-    Subclasses define `translators()` (direction name -> generator), hold `size_multiple`
-    and `image_size`, and list their other constructor arguments in `config_attributes`
-    (the networks are those of `optimized_networks`).
+    Subclasses define `translators()` (direction name -> generator), `paired`, `benchmark`,
+    hold `size_multiple` and `image_size`, and list their other constructor arguments in
+    `config_attributes` (the networks are those of `optimized_networks`).
     """
 
     config_attributes = ()
@@ -227,7 +59,8 @@ class Translator(NetworkOptimizers):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 
-    def default_optimizer(self):
+    def default_optimizer(self, network):
+        """Both papers' optimizer for every network: Adam(2e-4, beta_1=0.5)."""
         return keras.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1)
 
     @property
@@ -274,7 +107,7 @@ class Translator(NetworkOptimizers):
         translated = network(padded, training=False)
         return translated[:, :height, :width]
 
-    def translate(self, images, direction=None):
+    def apply(self, images, direction: str = None):
         """Translate uint8 RGB images of any size (`[N, H, W, 3]` or HWC); returns uint8 NHWC.
 
         Args:
@@ -284,6 +117,40 @@ class Translator(NetworkOptimizers):
         """
         direction = self.check_direction(direction)
         return to_uint8(self.translate_float(to_float(self.check_images(images)), direction))
+
+    translate = apply
+
+    def check_apply_options(self, direction=None):
+        return {"direction": self.check_direction(direction)}
+
+    def read_image(self, path):
+        """A file as uint8 RGB (grey files are read as RGB), checked."""
+        from kerasgen.data.sources import decode_image_file
+
+        return self.check_images(decode_image_file(path, channels=CHANNELS))[0]
+
+    def load_pairs(self, dataset, split, data_dir=None):
+        """`(images_a, images_b)` of a dataset split: aligned pairs or two domains."""
+        load = data.load_paired if self.paired else data.load_unpaired
+        return load(dataset, split, data_dir)
+
+    def training_data(self, dataset, batch_size, seed=0, data_dir=None):
+        """Endless jittered `(a, b)` batches from a translation data name or folders."""
+        images_a, images_b = self.load_pairs(dataset, "train", data_dir)
+        return data.jitter_dataset(images_a, images_b, self.image_size, batch_size, seed=seed,
+                                   paired=self.paired)
+
+    def training_figures(self, run_dir, dataset, data_dir=None, count=8):
+        """`translations.png` in the run folder: the first test images of the run's data,
+        translated (and, for CycleGAN, translated back). Returns `{"translations": path}`."""
+        images_a, images_b = self.load_pairs(dataset, "test", data_dir)
+        images_a = data.resized_arrays(images_a[:count], self.image_size)
+        images_b = data.resized_arrays(images_b[:count], self.image_size)
+        grid = translation_figure(self, images_a, images_b)
+        path = save_image_grid(grid, Path(run_dir) / "translations.png", columns=len(images_a),
+                               title=("rows: input, output, target" if self.paired else
+                                      "rows: A, G(A), F(G(A)), B, F(B), G(F(B))"))
+        return {"translations": path}
 
     def serving_spec(self):
         """One signature per direction: uint8 images of any size -> uint8 images."""
@@ -385,6 +252,21 @@ class CycleGAN(Translator, SeededModel):
     def metrics(self):
         return [self.g_loss_tracker, self.cycle_loss_tracker, self.identity_loss_tracker,
                 self.d_a_loss_tracker, self.d_b_loss_tracker]
+
+    def benchmark(self, dataset, data_dir=None, seed=0, classifier_epochs: int = 20):
+        """Domain success and cycle error on the dataset's test split; the judge is a
+        two-domain classifier trained on its train split (`evaluate_translation`)."""
+        from kerasgen.models.translation import evaluation
+
+        if classifier_epochs < 1:
+            raise ValueError(f"classifier_epochs must be at least 1, got {classifier_epochs}.")
+        train_a, train_b = self.load_pairs(dataset, "train", data_dir)
+        test_a, test_b = (data.resized_arrays(images, self.image_size)
+                          for images in self.load_pairs(dataset, "test", data_dir))
+        classifier = evaluation.train_domain_classifier(train_a, train_b,
+                                                        epochs=classifier_epochs, seed=seed)
+        report = evaluation.evaluate_translation(self, test_a, test_b, classifier)
+        return {**report, "lines": evaluation.translation_lines(report)}
 
     def translators(self):
         return {"a2b": self.generator_a2b, "b2a": self.generator_b2a}
@@ -541,6 +423,15 @@ class Pix2Pix(Translator, SeededModel):
     def metrics(self):
         return [self.d_loss_tracker, self.g_gan_loss_tracker, self.l1_loss_tracker]
 
+    def benchmark(self, dataset, data_dir=None, seed=0):
+        """PSNR/SSIM of the outputs against the targets of the dataset's test pairs."""
+        from kerasgen.models.translation import evaluation
+
+        del seed  # inference is deterministic
+        inputs, targets = self.load_pairs(dataset, "test", data_dir)
+        report = evaluation.evaluate_paired(self, inputs, targets)
+        return {**report, "lines": evaluation.translation_lines(report)}
+
     def translators(self):
         return {"translate": self.generator}
 
@@ -611,15 +502,7 @@ def build_pix2pix(image_shape=None, seed=0, num_filters=64, num_downs=None,
                    size_multiple=2 ** num_downs, seed=seed, name="pix2pix")
 
 
-# --- data, figures, files --------------------------------------------------------------------
-
-def training_data(model, dataset, batch_size, seed=0, data_dir=None):
-    """Endless jittered `(a, b)` batches for `model` from a translation data name or folders."""
-    load = data.load_paired if model.paired else data.load_unpaired
-    images_a, images_b = load(dataset, "train", data_dir)
-    return data.jitter_dataset(images_a, images_b, model.image_size, batch_size, seed=seed,
-                               paired=model.paired)
-
+# --- figures -------------------------------------------------------------------------------
 
 def translation_figure(model, images_a, images_b=None):
     """Rows of uint8 images for a figure: CycleGAN `a | G(a) | F(G(a))` then `b | F(b) |
@@ -633,52 +516,3 @@ def translation_figure(model, images_a, images_b=None):
         rows = [images_a, fake_b, model.translate(fake_b, "b2a").numpy(),
                 images_b, fake_a, model.translate(fake_a, "a2b").numpy()]
     return np.concatenate(rows)
-
-
-def write_translations(model, run_dir, config, data_dir=None, count=8):
-    """`translations.png` in the run folder: the first test images of the run's data,
-    translated (and, for CycleGAN, translated back). Returns `{"translations": path}`."""
-    load = data.load_paired if model.paired else data.load_unpaired
-    images_a, images_b = load(config["dataset"], "test", data_dir)
-    size = model.image_size
-    images_a = data.resized_arrays(images_a[:count], size)
-    images_b = data.resized_arrays(images_b[:count], size)
-    grid = translation_figure(model, images_a, images_b)
-    path = save_image_grid(grid, Path(run_dir) / "translations.png", columns=len(images_a),
-                           title=("rows: input, output, target" if model.paired else
-                                  "rows: A, G(A), F(G(A)), B, F(B), G(F(B))"))
-    return {"translations": path}
-
-
-def translate_files(model, paths, out_dir, direction=None, overwrite=False):
-    """Translate image files of any size into `out_dir` as PNGs with the same stems.
-
-    Every input is read and checked first and existing files are kept unless `overwrite`, so
-    a bad input or a clash writes nothing. Grey files are read as RGB. Returns the paths.
-    """
-    from kerasgen.data.sources import decode_image_file
-
-    direction = model.check_direction(direction)
-    return map_image_files(
-        lambda image: model.translate(image, direction)[0], paths, out_dir,
-        read=lambda path: model.check_images(decode_image_file(path, channels=CHANNELS)),
-        overwrite=overwrite)
-
-
-def _preset(name, description, build, dataset, **model_kwargs):
-    return ModelPreset(
-        name=name, description=description, build=build, model_kwargs=model_kwargs,
-        dataset=dataset, image_size=64, epochs=10, batch_size=1, generative=False,
-        make_data=training_data, steps_per_epoch=100,
-        learning_rate_schedule=functools.partial(LinearDecay, LEARNING_RATE, constant_share=0.5),
-        after_training=write_translations)
-
-
-PRESETS = {
-    "cyclegan": _preset(
-        "cyclegan", "CycleGAN (Zhu et al. 2017), ResNet generators, LSGAN, cycle 10, identity "
-        "0.5; default data: embedded chelsea2coffee at 64x64", build_cyclegan, "chelsea2coffee"),
-    "pix2pix": _preset(
-        "pix2pix", "pix2pix (Isola et al. 2017), U-Net + conditional PatchGAN, L1 100; default "
-        "data: embedded grey2color at 64x64", build_pix2pix, "grey2color"),
-}

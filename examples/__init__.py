@@ -1,0 +1,1 @@
+"""Worked examples that the README quotes and the tests import and train."""

@@ -1,0 +1,307 @@
+"""`Restorer`: one image-to-image trainer for a restoration network and a degradation.
+
+The wrapper trains its network with `fit` on clean patches, degrading each batch on the fly
+with its `Degradation` layer (noise, bicubic down-scaling; see `kerasgen.layers.degradations`)
+and its own resumable random stream, and restores uint8 images of any size (`apply`, the
+`restore` serving signature, TFLite with dynamic input shapes).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasgen.data import pad_to_multiple, unit_to_uint8
+from kerasgen.data import restoration as data
+from kerasgen.distribute import ReplicaBatch
+from kerasgen.export import ServingSpec
+from kerasgen.models.base import SeededModel, SingleOptimizer
+from kerasgen.tasks import ImageToImageModel
+
+COLORS = ("grey", "rgb", "y")  # "y": the network sees the BT.601 luma of RGB images
+LOSSES = ("l2", "l1")
+LEARNING_RATE = 1e-3
+
+
+def network_channels(color):
+    """Channels of the network's images for a `color` setting."""
+    if color not in COLORS:
+        raise ValueError(f"Unknown color {color!r}; valid: {list(COLORS)}.")
+    return 3 if color == "rgb" else 1
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
+    """Trains a restoration network with `fit` on clean patches degraded on the fly.
+
+    `fit` data: clean float images in [0, 1] (`training_data`), RGB for `color="y"`; or
+    `(degraded, clean)` pairs for real degradations.
+
+    Args:
+        network: `keras.Model`. Degraded float images in [0, 1] (and, if it has two inputs,
+            the degradation's condition, e.g. sigma / 255 per image) -> restored images.
+        degradation: a `kerasgen.layers.degradations.Degradation` (e.g. `GaussianNoise`,
+            `BicubicDownscale`).
+        color: str. `"grey"`, `"rgb"`, or `"y"` (the network restores the BT.601 luma of RGB
+            images; the SR protocol). Defaults to `"grey"`.
+        loss: str. `"l2"` (DnCNN, FFDNet, ESPCN, FSRCNN) or `"l1"` (EDSR). Defaults to "l2".
+        patch_size: int. Training patch side in network-input pixels (SR patches are
+            `patch_size * scale` HR pixels). Defaults to 40 (DnCNN's).
+        min_size: int. Smallest input side: the network's receptive field. Defaults to 1.
+        size_multiple: int. Inputs are reflect-padded to a multiple of this. Defaults to 1.
+        seed: int. Seed of the degradation stream. Defaults to None.
+    """
+
+    default_learning_rate = LEARNING_RATE  # DnCNN, EDSR
+
+    def __init__(self, network, degradation, color="grey", loss="l2", patch_size: int = 40,
+                 min_size=1, size_multiple=1, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"Unknown loss {loss!r}; valid: {list(LOSSES)}.")
+        if int(patch_size) < 1:
+            raise ValueError(f"patch_size must be a positive number of pixels, got {patch_size}.")
+        self.network = network
+        self.degradation = degradation
+        self.color = color
+        self.loss = loss
+        self.patch_size = int(patch_size)
+        self.min_size = int(min_size)
+        self.size_multiple = int(size_multiple)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.psnr_tracker = keras.metrics.Mean(name="psnr")
+        self.built = True
+        if self.network.inputs[0].shape[-1] != network_channels(color):
+            raise ValueError(f"color={color!r} needs a {network_channels(color)}-channel "
+                             f"network, got {self.network.inputs[0].shape[-1]} channels.")
+
+    @property
+    def scale(self):
+        """Restored size / degraded size (the SR factor; 1 for denoising)."""
+        return self.degradation.scale
+
+    @property
+    def conditioned(self):
+        """Whether the network takes the degradation's condition (FFDNet: the noise level)."""
+        return len(self.network.inputs) == 2
+
+    @property
+    def image_channels(self):
+        """Channels of the images the model restores (RGB for Y models)."""
+        return 3 if self.color in ("rgb", "y") else 1
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.psnr_tracker]
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    # --- degradation and the objective ------------------------------------------------------
+
+    def to_network_color(self, images):
+        """Float images in [0, 1] in the network's colour space (BT.601 luma for "y")."""
+        if self.color == "y":
+            return data.rgb_to_ycbcr(images)[..., :1]
+        return images
+
+    def _network_inputs(self, images, condition):
+        if not self.conditioned:
+            return images
+        return [images, self.degradation.condition_input(condition)]
+
+    def _unpack(self, data_batch, batch):
+        if isinstance(data_batch, (tuple, list)):
+            if len(data_batch) != 2:
+                raise ValueError("fit takes clean images, or (degraded, clean) pairs.")
+            degraded, clean = (tf.cast(part, tf.float32) for part in data_batch)
+            # Real pairs: a conditioned network runs at the degradation's own fixed level.
+            condition = self.degradation.check_options(self.conditioned)
+            if condition is not None:
+                condition = tf.fill([tf.shape(degraded)[0]], condition)
+            return self._network_inputs(self.to_network_color(degraded), condition), \
+                self.to_network_color(clean)
+        targets = self.to_network_color(tf.cast(data_batch, tf.float32))
+        degraded, condition = self.degradation.degrade(targets, batch, self.seed_generator)
+        return self._network_inputs(degraded, condition), targets
+
+    def _step(self, data_batch, training):
+        batch = ReplicaBatch(tf.shape(tf.nest.flatten(data_batch)[0])[0])
+        inputs, targets = self._unpack(data_batch, batch)
+        with tf.GradientTape(watch_accessed_variables=training) as tape:
+            # 3. Restore, and the per-image loss: mean squared (or absolute) error.
+            restored = self.network(inputs, training=training)
+            error = restored - targets
+            per_image = tf.reduce_mean(tf.square(error) if self.loss == "l2" else tf.abs(error),
+                                       axis=[1, 2, 3])
+            mean_loss = batch.mean(per_image)
+        if training:
+            gradients = tape.gradient(mean_loss, self.trainable_variables)
+            self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        # 4. Per-image trackers (SUM-on-read gives global means); PSNR of the clamped output.
+        mse = tf.reduce_mean(tf.square(tf.clip_by_value(restored, 0.0, 1.0) - targets),
+                             axis=[1, 2, 3])
+        self.loss_tracker.update_state(per_image)
+        self.psnr_tracker.update_state(-10.0 * tf.math.log(tf.maximum(mse, 1e-10)) / np.log(10.0))
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data_batch):
+        return self._step(data_batch, training=True)
+
+    def test_step(self, data_batch):
+        return self._step(data_batch, training=False)
+
+    # --- the image-to-image contract --------------------------------------------------------
+
+    def training_data(self, dataset, batch_size, seed=0, data_dir=None, patch_size=None):
+        """Endless clean patches from an image set or folder (`kerasgen.data.catalog`).
+
+        Args:
+            patch_size: int. Overrides the model's `patch_size` (network-input pixels).
+        """
+        images = data.load_images(dataset, data_dir, channels=self.image_channels)
+        size = (patch_size or self.patch_size) * self.scale
+        if size % self.size_multiple:
+            raise ValueError(f"patch_size {size} is not a multiple of {self.size_multiple}, "
+                             f"which {self.network.name} needs.")
+        return data.patch_dataset(images, size, batch_size, seed=seed)
+
+    def check_images(self, images):
+        """uint8 `[N, H, W, C]` (or HWC) images this model can restore, as a tensor."""
+        images = tf.convert_to_tensor(images)
+        if images.shape.rank == 3:
+            images = images[None]
+        if images.dtype != tf.uint8:
+            raise ValueError(f"restore takes uint8 images (0..255), got {images.dtype.name}; "
+                             "for float data use restore_float.")
+        if images.shape.rank != 4:
+            raise ValueError(f"Images must be [batch, H, W, C] or [H, W, C], got {images.shape}.")
+        if images.shape[-1] != self.image_channels and not (
+                self.color == "y" and images.shape[-1] == 1):
+            kind = "grey (1-channel)" if self.image_channels == 1 else "RGB (3-channel)"
+            raise ValueError(
+                f"This model restores {kind} images, got {images.shape[-1]} channels; use a "
+                f"{'colour' if self.image_channels == 1 else 'grey'} model instead.")
+        if min(images.shape[1], images.shape[2]) < self.min_size:
+            raise ValueError(
+                f"A {images.shape[1]}x{images.shape[2]} image is smaller than this network's "
+                f"receptive field ({self.min_size} px); restore images at least "
+                f"{self.min_size}x{self.min_size}.")
+        return images
+
+    def read_image(self, path):
+        return self.check_images(data.read_image(path))[0]
+
+    def check_apply_options(self, sigma=None, scale=None):
+        """`{"sigma": level the network runs at, or None}`, checked against the model."""
+        return {"sigma": self.degradation.check_options(self.conditioned, sigma=sigma,
+                                                        scale=scale)}
+
+    def restore_float(self, images, sigma=None):
+        """Restore float images in [0, 1] (any range for noisy inputs), `[N, H, W, C]`.
+
+        Pads height and width by reflection to the network's multiple and crops the result
+        back; Y models restore the luma and upscale the chroma bilinearly. `sigma` is the
+        condition of a noise-level network (a scalar or one per image).
+        """
+        images = tf.cast(images, tf.float32)
+        if self.color == "y" and images.shape[-1] == 1:
+            images = tf.repeat(images, 3, axis=-1)
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        padded = pad_to_multiple(images, self.size_multiple)
+        if self.color == "y":
+            ycbcr = data.rgb_to_ycbcr(padded)
+            luma, chroma = ycbcr[..., :1], ycbcr[..., 1:]
+        else:
+            luma = padded
+        # One level per image: a scalar (Python callers) or `[N]` (the serving signature).
+        levels = tf.broadcast_to(tf.reshape(tf.cast(0.0 if sigma is None else sigma, tf.float32),
+                                            [-1]), tf.shape(images)[:1])
+        restored = self.network(self._network_inputs(luma, levels), training=False)
+        out_height, out_width = height * self.scale, width * self.scale
+        if self.color == "y":
+            chroma = tf.image.resize(chroma, tf.shape(restored)[1:3], method="bilinear")
+            restored = data.ycbcr_to_rgb(tf.concat([restored, chroma], axis=-1))
+        return restored[:, :out_height, :out_width]
+
+    def apply(self, images, sigma: float = None, scale: int = None):
+        """Restore uint8 images of any size (`[N, H, W, C]` or HWC); returns uint8 NHWC.
+
+        Args:
+            images: uint8 noisy (denoisers) or low-resolution (SR) images.
+            sigma: float. The noise level of the inputs, for noise-level models (FFDNet);
+                checked against what fixed and blind models were trained on.
+            scale: int. The SR factor the caller expects; checked against the model's.
+        """
+        sigma = self.check_apply_options(sigma, scale)["sigma"]
+        images = self.check_images(images)
+        restored = self.restore_float(tf.cast(images, tf.float32) / 255.0, sigma)
+        out = unit_to_uint8(restored)
+        return out[..., :1] if images.shape[-1] == 1 and self.color == "y" else out
+
+    restore = apply
+
+    def benchmark(self, dataset, data_dir=None, seed=0, sigma: float = None, scale: int = None):
+        """PSNR/SSIM on a benchmark set by its paper's protocol (see
+        `kerasgen.models.restoration.evaluation.evaluate_restoration`)."""
+        from kerasgen.models.restoration.evaluation import evaluate_restoration, restoration_table
+
+        report = evaluate_restoration(self, dataset, sigma=sigma, scale=scale,
+                                      data_dir=data_dir, seed=seed)
+        return {**report, "lines": restoration_table(report)}
+
+    # --- export -----------------------------------------------------------------------------
+
+    def serving_spec(self):
+        """Signature `restore`: uint8 images of any height and width -> uint8 images.
+
+        Conditioned models also take the degradation's inputs (FFDNet: float32 `sigma`, grey
+        levels, one per image).
+        """
+        image_spec = tf.TensorSpec([None, None, None, self.image_channels], tf.uint8,
+                                   name="images")
+
+        def restore(images, condition=None):
+            restored = self.restore_float(tf.cast(images, tf.float32) / 255.0, condition)
+            return {"images": unit_to_uint8(restored)}
+
+        endpoint = (self.degradation.conditioned_endpoint(restore, image_spec)
+                    if self.conditioned else (lambda images: restore(images), [image_spec]))
+        return ServingSpec(networks=[self.network], endpoints={"restore": endpoint},
+                           default="restore")
+
+    def representative_inputs(self, num_batches=8, batch_size=4, size=48, seed=0):
+        """Calibration inputs for full-int8 TFLite: degraded crops of the embedded photos."""
+        from kerasgen.data.sources import load_photos
+
+        photos, _ = load_photos("all", crop_size=size * self.scale,
+                                num_crops=num_batches * batch_size, seed=seed)
+        if self.image_channels == 1:
+            photos = np.stack([data.as_channels(photo, 1) for photo in photos])
+        clean = tf.cast(photos, tf.float32) / 255.0  # what the signature takes (RGB for Y)
+        degraded, condition = self.degradation.degrade(clean, ReplicaBatch(len(photos)),
+                                                       keras.random.SeedGenerator(seed))
+        degraded = unit_to_uint8(degraded).numpy()
+        for index in range(num_batches):
+            rows = slice(index * batch_size, (index + 1) * batch_size)
+            yield ([degraded[rows], condition[rows].numpy()] if self.conditioned
+                   else [degraded[rows]])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "network": keras.saving.serialize_keras_object(self.network),
+            "degradation": keras.saving.serialize_keras_object(self.degradation),
+            "color": self.color,
+            "loss": self.loss,
+            "patch_size": self.patch_size,
+            "min_size": self.min_size,
+            "size_multiple": self.size_multiple,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("network", "degradation"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

@@ -1,0 +1,312 @@
+"""Task contracts: one small interface per kind of work, so a new family is one module.
+
+A family's training wrapper implements the contract of its kind of work:
+
+- `GenerativeModel` (GANs, VAEs; next PixelCNN, DRAW, diffusion): `sample_inputs`,
+  `generate`, optionally `figures` and a log-likelihood.
+- `ImageToImageModel` (denoising, super-resolution, translation; next inpainting and
+  enhancement): `apply` to uint8 images of any size, `training_data`, `benchmark`.
+- classification: a plain compiled `keras.Model` on `(images, labels)` (the domain classifiers).
+
+A `Task` owns what follows from the kind of work: its training data, callbacks and figures,
+its CLI verb (`sample`, `apply`) and its evaluator. `kerasgen.training.train`, `kerasgen
+evaluate` and the CLI dispatch on the preset's task (`ModelPreset.task`) or, for a loaded
+model, on the contract it implements (`task_of`), never on model names or flags.
+"""
+
+from pathlib import Path
+
+# --- the contracts -------------------------------------------------------------------------
+
+
+class GenerativeModel:
+    """The generation contract.
+
+    Implement `sample_inputs(num_images, seed)` (what `generate` takes; the export's inputs)
+    and `generate(inputs)` (images in [-1, 1]). Optional: `figures` (extra grids beside the
+    samples), `log_likelihood_report` (models with a likelihood set `has_likelihood`), and
+    `conditional` (True for models that take labels).
+    """
+
+    conditional = False
+    has_likelihood = False
+
+    def sample_inputs(self, num_images, seed=0):
+        raise NotImplementedError
+
+    def generate(self, inputs):
+        raise NotImplementedError
+
+    def figures(self, images, labels=None, seed=0):
+        """`{name: (uint8 images, columns)}` of grids beyond the samples; none by default."""
+        del images, labels, seed
+        return {}
+
+    def log_likelihood_report(self, images, labels=None, num_samples=5000, seed=0):
+        """`{"nll", "negative_elbo", "bits_per_dim", "num_images", "num_samples"}` (nats)."""
+        raise ValueError(f"A {self.name!r} model has no likelihood; --metric nll is for "
+                         "likelihood models (the VAE family); use fd, kid or score.")
+
+
+class ImageToImageModel:
+    """The image-to-image contract.
+
+    Implement `apply(images, **options)` (uint8 `[N, H, W, C]` or HWC of any size -> uint8
+    NHWC), `check_images`, `training_data(dataset, batch_size, seed, data_dir)` and
+    `benchmark(dataset, data_dir=None, seed=0, **options)` (a report whose `lines` print it;
+    Keras' own `evaluate` keeps its meaning). The keyword options of `apply` and `benchmark`
+    (e.g. `sigma`, `direction`) become the CLI flags of `kerasgen apply` and `kerasgen
+    evaluate`. Optional: `check_apply_options`,
+    `read_image` and `training_figures`.
+    """
+
+    def apply(self, images, **options):
+        raise NotImplementedError
+
+    def check_images(self, images):
+        raise NotImplementedError
+
+    def check_apply_options(self, **options):
+        """The options `apply` will get, checked before any file is read."""
+        return options
+
+    def read_image(self, path):
+        """A file as a uint8 HxWxC array this model can apply to (checked)."""
+        from kerasgen.data.sources import decode_image_file
+
+        return self.check_images(decode_image_file(path))[0]
+
+    def training_data(self, dataset, batch_size, seed=0, data_dir=None):
+        raise NotImplementedError
+
+    def training_figures(self, run_dir, dataset, data_dir=None):
+        """`{name: png path}` written after training; none by default."""
+        del run_dir, dataset, data_dir
+        return {}
+
+    def benchmark(self, dataset, data_dir=None, seed=0):
+        raise NotImplementedError
+
+
+def apply_files(model, paths, out_dir, overwrite=False, **options):
+    """Apply an image-to-image model to files of any size, into `out_dir` as PNGs with the
+    same stems. Options are checked and every input is read and checked before anything is
+    written; existing files are kept unless `overwrite`. Returns the written paths."""
+    from kerasgen.data import map_image_files
+
+    options = model.check_apply_options(**options)
+    return map_image_files(lambda image: model.apply(image, **options)[0], paths, out_dir,
+                           read=model.read_image, overwrite=overwrite)
+
+
+# --- the tasks -----------------------------------------------------------------------------
+
+
+class Task:
+    """What training, the CLI and evaluation do for one kind of work.
+
+    Attributes:
+        name: str. The kind of work.
+        verb: str. The CLI verb that uses a trained model (None: none).
+        exports: bool. Whether runs export a SavedModel and TFLite files.
+    """
+
+    name = None
+    verb = None
+    exports = True
+
+    def check_config(self, preset, config):
+        """Refuse settings this kind of model cannot use (nothing is written before)."""
+
+    def load(self, preset, config, data_dir):
+        """What building and training need from the data, before the model exists."""
+        return None
+
+    def build(self, preset, config, source, model_kwargs, seed):
+        raise NotImplementedError
+
+    def training_data(self, model, config, source, data_dir):
+        raise NotImplementedError
+
+    def callbacks(self, model, run_dir, config, source):
+        return []
+
+    def finish(self, result, config, source, data_dir):
+        """Write the run's figures and metrics into `result` after `fit`."""
+
+
+class LabelledImages(Task):
+    """Tasks that train on same-size arrays (and labels) from `kerasgen.data.load_arrays`."""
+
+    labelled = False
+
+    def load(self, preset, config, data_dir):
+        from kerasgen import data
+
+        images, labels = data.load_arrays(config["dataset"], "train", data_dir,
+                                          config["image_size"])
+        if self.labelled and labels is None:
+            raise ValueError(
+                f"{config['model']} trains on labelled data, and {config['dataset']!r} has no "
+                "labels; use 'digits', 'mnist', 'fashion_mnist' or a labelled 'tfds:<name>'.")
+        return images, labels if self.labelled else None
+
+    def build(self, preset, config, source, model_kwargs, seed):
+        images, labels = source
+        kwargs = dict(model_kwargs)
+        if self.labelled:
+            kwargs["num_classes"] = int(labels.max()) + 1
+        return preset.build(images.shape[1:], seed=seed, **kwargs)
+
+    def training_data(self, model, config, source, data_dir):
+        from kerasgen import data
+
+        images, labels = source
+        return data.dataset_from_arrays(
+            images, labels, batch_size=config["batch_size"], seed=config["seed"],
+            repeat=config["steps_per_epoch"] is not None,
+            description=f"Dataset {config['dataset']!r}")
+
+
+class Generation(LabelledImages):
+    """Generation: sample grids per epoch, figures, `kerasgen sample`, FD/KID/score/NLL.
+
+    Args:
+        labelled: bool. The model takes labels (`build` gets `num_classes`).
+    """
+
+    name = "generation"
+    verb = "sample"
+    contract = GenerativeModel
+
+    def __init__(self, labelled=False):
+        self.labelled = labelled
+
+    def callbacks(self, model, run_dir, config, source):
+        from kerasgen.callbacks import SampleGrid
+
+        images, labels = source
+        return [SampleGrid(run_dir / "samples", seed=config["seed"], log_dir=run_dir / "logs",
+                           reference=figure_reference(images, labels))]
+
+    def finish(self, result, config, source, data_dir):
+        title = f"{config['model']}, epoch {config['epochs']}"
+        result.samples_png = write_samples(result.model, result.run_dir / "samples.png",
+                                           seed=config["seed"], title=title)
+        result.figures = save_model_figures(result.model, *source, result.run_dir,
+                                            seed=config["seed"], title=title)
+
+
+class Classification(LabelledImages):
+    """Classification: test-split loss and accuracy after training; nothing to export."""
+
+    name = "classification"
+    labelled = True
+    exports = False
+
+    def finish(self, result, config, source, data_dir):
+        from kerasgen.training import write_json
+
+        result.test_metrics = evaluate_classifier(result.model, config, data_dir)
+        write_json(result.run_dir / "metrics.json", result.test_metrics)
+
+
+class ImageToImage(Task):
+    """Image-to-image: the model draws its own training data (`training_data`), writes its
+    figures (`training_figures`), `kerasgen apply` and `evaluate --dataset`."""
+
+    name = "image_to_image"
+    verb = "apply"
+    contract = ImageToImageModel
+
+    def check_config(self, preset, config):
+        if config["image_size"] is not None and not preset.takes_image_size:
+            patch = [option.flag for name, option in preset.options().items() if "patch" in name]
+            raise ValueError(
+                f"{preset.name} trains on patches of images of any size and takes no "
+                f"--image-size; set the patch size with {' or '.join(patch) or 'its builder'}.")
+
+    def build(self, preset, config, source, model_kwargs, seed):
+        if preset.takes_image_size:
+            size = config["image_size"]
+            return preset.build(None if size is None else (size, size), seed=seed,
+                                **model_kwargs)
+        return preset.build(seed=seed, **model_kwargs)
+
+    def training_data(self, model, config, source, data_dir):
+        return model.training_data(config["dataset"], config["batch_size"], seed=config["seed"],
+                                   data_dir=data_dir)
+
+    def finish(self, result, config, source, data_dir):
+        result.figures = result.model.training_figures(result.run_dir, config["dataset"],
+                                                       data_dir)
+
+
+GENERATION = Generation()
+IMAGE_TO_IMAGE = ImageToImage()
+CLASSIFICATION = Classification()
+
+
+def task_of(model):
+    """The task of a loaded model, by the contract it implements."""
+    for task in (GENERATION, IMAGE_TO_IMAGE):
+        if isinstance(model, task.contract):
+            return task
+    return CLASSIFICATION
+
+
+def method_options(method, skip=("images", "dataset", "data_dir", "seed", "overwrite")):
+    """`{name: Option}` of a contract method's keyword options (its CLI flags)."""
+    from kerasgen.models.preset import callable_options
+
+    return callable_options(method, skip=skip)
+
+
+# --- what the generation and classification tasks write ----------------------------------
+
+
+def figure_reference(images, labels=None, count=16):
+    """The first `count` images (and labels) whose reconstructions figures show."""
+    return images[:count], None if labels is None else labels[:count]
+
+
+def save_model_figures(model, images, labels, out_dir, seed=0, title=None):
+    """`model.figures` on the first images, but its samples (`write_samples` makes those)."""
+    from kerasgen.visualize import save_figures
+
+    figures = model.figures(*figure_reference(images, labels), seed=seed)
+    figures.pop("samples", None)
+    return save_figures(figures, out_dir, title=title)
+
+
+def write_samples(model, path, num_images=64, seed=0, title=None):
+    """Save a grid of `num_images` samples for seeds `seed ..` to `path`."""
+    from kerasgen.data import to_uint8
+    from kerasgen.visualize import save_image_grid
+
+    images = to_uint8(model.generate(model.sample_inputs(num_images, seed))).numpy()
+    return save_image_grid(images, path, title=title)
+
+
+def write_run_figures(run_dir, model, out_dir, data_dir=None, seed=0, split="test"):
+    """`model.figures` but samples (see `write_samples`) on the first images of the run's
+    dataset, saved as PNGs in `out_dir`."""
+    from kerasgen import data
+    from kerasgen.training import read_run_config
+
+    config = read_run_config(run_dir)
+    images, labels = data.load_arrays(config["dataset"], split, data_dir, config["image_size"])
+    return save_model_figures(model, images, labels if model.conditional else None,
+                              Path(out_dir), seed=seed)
+
+
+def evaluate_classifier(model, config, data_dir=None):
+    """Test-split loss and accuracy of a classifier run."""
+    from kerasgen import data
+
+    images, labels = data.load_arrays(config["dataset"], "test", data_dir, config["image_size"])
+    test_data = data.dataset_from_arrays(images, labels, batch_size=500, shuffle=False,
+                                         drop_remainder=False)
+    values = model.evaluate(test_data, verbose=0, return_dict=True)
+    return {f"test_{key}": float(value) for key, value in values.items()} | {
+        "test_examples": int(len(images))}
