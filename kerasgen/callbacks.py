@@ -1,10 +1,14 @@
 """Training callbacks: sample grids (PNG and TensorBoard) and resumable checkpoints."""
 
+import math
 import re
 import time
+import warnings
+import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kerasgen.data import to_uint8
@@ -57,24 +61,38 @@ class SampleGrid(keras.callbacks.Callback):
             self._writer.flush()
 
 
+def is_finite_logs(logs):
+    """Whether every number in a Keras `logs` dict is finite."""
+    return all(math.isfinite(float(value)) for value in (logs or {}).values()
+               if isinstance(value, (int, float)) or getattr(value, "shape", None) == ())
+
+
 class ResumableCheckpoint(keras.callbacks.Callback):
     """Saves the whole model (weights, every optimizer's state, RNG state) after each epoch.
 
     Files are `epoch_NNNN.keras`, written under a temporary name and renamed, so a run killed
     at any moment (even by SIGKILL) leaves the previous epoch's checkpoint intact. Only the
-    newest `keep` checkpoints are kept. `latest_checkpoint` finds the one to resume from.
+    newest `keep` checkpoints are kept, so one bad file never strands a run, and an epoch
+    whose losses or weights are not finite is never saved (the resume point stays the last
+    finite epoch). `load_latest_checkpoint` finds the one to resume from.
 
     Args:
         directory: str. Checkpoint folder.
-        keep: int. Checkpoints kept. Defaults to 1.
+        keep: int. Checkpoints kept. Defaults to 2.
     """
 
-    def __init__(self, directory, keep=1):
+    def __init__(self, directory, keep=2):
         super().__init__()
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1 checkpoint, got {keep}.")
         self.directory = Path(directory)
         self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
+        if not is_finite_logs(logs) or not all(
+                np.isfinite(np.asarray(weight.numpy(), np.float64)).all()
+                for weight in self.model.weights if "float" in str(weight.dtype)):
+            return  # a diverged epoch: the previous checkpoint stays the resume point
         self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / f"epoch_{epoch + 1:04d}.keras"
         partial = self.directory / f".partial_epoch_{epoch + 1:04d}.keras"
@@ -101,6 +119,66 @@ def latest_checkpoint(directory):
     """`(path, epoch)` of the newest complete checkpoint, or `(None, 0)`."""
     checkpoints = list_checkpoints(directory)
     return checkpoints[-1] if checkpoints else (None, 0)
+
+
+class CorruptFileError(ValueError):
+    """A `.keras` file that exists but cannot be read (truncated, overwritten, not a zip)."""
+
+
+def load_keras_file(path):
+    """`keras.models.load_model(path)`, with a truncated or corrupt file reported as such."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    if not zipfile.is_zipfile(path):
+        raise CorruptFileError(f"{path} is corrupt ({path.stat().st_size} bytes, not a complete "
+                               ".keras archive: truncated or overwritten).")
+    try:
+        return keras.models.load_model(path)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as error:
+        raise CorruptFileError(f"{path} is corrupt and cannot be loaded ({error}).") from None
+
+
+def load_latest_checkpoint(directory):
+    """`(model, epoch, path)` of the newest checkpoint that loads, or `(None, 0, None)`.
+
+    A corrupt newer checkpoint (e.g. truncated by a full disk) is skipped with a warning, and
+    the run resumes from the previous good one.
+    """
+    for path, epoch in reversed(list_checkpoints(directory)):
+        try:
+            return load_keras_file(path), epoch, path
+        except CorruptFileError as error:
+            warnings.warn(f"{error} Resuming from the previous checkpoint instead.",
+                          stacklevel=2)
+    return None, 0, None
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops `fit` at the first batch whose logged loss is not finite (NaN or inf).
+
+    `failure` then says where: `(epoch, step, logs)` (1-based epoch and step). The checkpoint
+    callback does not save that epoch, so the run can be resumed from the last finite one.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.failure = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.failure is None and not is_finite_logs(logs):
+            self.failure = (self._epoch + 1, batch + 1, dict(logs))
+            self.model.stop_training = True
+
+    def describe(self):
+        epoch, step, logs = self.failure
+        bad = ", ".join(f"{name}={float(value)}" for name, value in logs.items()
+                        if not math.isfinite(float(value)))
+        return f"epoch {epoch}, step {step} ({bad})"
 
 
 class GeneratorEMA(keras.callbacks.Callback):

@@ -14,6 +14,30 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
 APPLY_ALIASES = ("restore", "translate")
+# kerasgen.export.QUANTIZATIONS, written here so that parsing needs no TensorFlow.
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
+def positive_int(text):
+    """argparse type: a whole number of at least 1 (0 is never "unset")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: a whole number of at least 0 (seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _parser():
@@ -21,7 +45,10 @@ def _parser():
         prog="kerasgen", description="Train, sample, apply, evaluate and export kerasgen models.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("list", help="list the registered models")
+    listing = commands.add_parser("list", help="list the registered models and the shipped "
+                                               "(trained) ones")
+    listing.add_argument("--pretrained", action="store_true",
+                         help="list only the shipped, trained models")
 
     train = commands.add_parser(
         "train", add_help=False,
@@ -31,23 +58,25 @@ def _parser():
     train.add_argument("-h", "--help", action="store_true", help="show this help and the "
                                                                   "model's own options")
     train.add_argument("--dataset", help="dataset name, tfds:<name>, or a folder of images")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--steps-per-epoch", type=int)
-    train.add_argument("--image-size", type=int, help="resize (or crop) images to N x N, for "
-                                                      "models sized from their training images")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=positive_int)
+    train.add_argument("--batch-size", type=positive_int)
+    train.add_argument("--steps-per-epoch", type=positive_int)
+    train.add_argument("--image-size", type=positive_int,
+                       help="resize (or crop) images to N x N, for models sized from their "
+                            "training images")
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--data-dir", help="folder with mnist/, fashion_mnist/ (default: "
                                           "$KERASGEN_DATA_DIR)")
     train.add_argument("--out", help="run folder (default: runs/<model>)")
-    train.add_argument("--quantize", default="none", help="TFLite variant to export")
+    train.add_argument("--quantize", default="none", choices=QUANTIZATIONS,
+                       help="TFLite variant to export")
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples from a generative run (VAEs: also "
                        "reconstructions, interpolation and, for 2-d latents, the manifold)")
     sample.add_argument("run_dir")
-    sample.add_argument("--num", type=int, default=64)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--num", type=positive_int, default=64)
+    sample.add_argument("--seed", type=non_negative_int, default=0)
     sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png); other figures "
                                       "go beside it")
     sample.add_argument("--data-dir", help="for the reference images of VAE figures")
@@ -64,8 +93,7 @@ def _parser():
     export = commands.add_parser("export", help="export a run as SavedModel or TFLite")
     export.add_argument("run_dir")
     export.add_argument("--format", required=True, choices=["saved_model", "tflite"])
-    export.add_argument("--quantize", default="none",
-                        choices=["none", "float16", "dynamic", "int8"])
+    export.add_argument("--quantize", default="none", choices=QUANTIZATIONS)
 
     evaluate = commands.add_parser(
         "evaluate", help="generative runs: FD / KID / classifier score or a VAE's test NLL; "
@@ -75,13 +103,13 @@ def _parser():
     evaluate.add_argument("--dataset", help="image-to-image benchmark set, e.g. BSD68, Set12, "
                                             "CBSD68, Set5, Set14")
     evaluate.add_argument("--data-dir")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--seed", type=non_negative_int, default=0)
     generation = evaluate.add_argument_group("generative runs")
     generation.add_argument("--metric", default="fd", choices=["fd", "kid", "score", "nll"])
-    generation.add_argument("--num-samples", type=int, default=10000,
+    generation.add_argument("--num-samples", type=positive_int, default=10000,
                             help="generated samples (fd, kid, score)")
     generation.add_argument("--k", type=int, default=5000, help="importance samples (nll)")
-    generation.add_argument("--num-images", type=int,
+    generation.add_argument("--num-images", type=positive_int,
                             help="first N test images (nll; default: all)")
     generation.add_argument("--reference", default="test", choices=["train", "test"])
     generation.add_argument("--features", default="domain", choices=["domain", "inception"])
@@ -152,8 +180,8 @@ def _model_for(load, path, verb):
     task = task_of(model)
     if task.verb != verb:
         other = f"use `kerasgen {task.verb}`" if task.verb else "it has no such verb"
-        raise ValueError(f"{path} holds a {model.name!r} model ({task.name.replace('_', '-')}), "
-                         f"which does not {verb}; {other}.")
+        raise ValueError(f"{path} holds a {model.name!r} model, which does not {verb} "
+                         f"({task.name.replace('_', '-')} task); {other}.")
     return model
 
 
@@ -168,12 +196,23 @@ def _model_help(preset):
 
 
 def _run(args, extra):
-    # Imported here so that `kerasgen --help` answers without loading TensorFlow.
+    # Imported here, after parsing, so that `kerasgen --help` and argument errors answer
+    # without loading TensorFlow.
+    import kerasgen
+
+    kerasgen._import_tensorflow_quietly()
     from kerasgen import registry, store, tasks, training
 
     if args.command == "list":
-        for name in registry.available_models():
-            print(f"{name:12s} {registry.get_preset(name).description}")
+        if not args.pretrained:
+            for name in registry.available_models():
+                print(f"{name:12s} {registry.get_preset(name).description}")
+            print()
+        print("shipped models (kerasgen apply|evaluate|sample NAME; saved_models/):")
+        for name in store.shipped_models():
+            info = store.describe_shipped(name)
+            print(f"  {name:22s} {info['task']:15s} {info['model']:12s} data: {info['data']:10s} "
+                  f"{info['figure']}")
         return 0
     if args.command == "train":
         preset = registry.get_preset(args.model)
@@ -214,9 +253,8 @@ def _run(args, extra):
         model = _model_for(store.load_model, args.model, "apply")
         options = _parse_options("kerasgen apply", tasks.method_options(model.apply), extra,
                                  f"A {model.name!r} model")
-        for path in tasks.apply_files(model, args.inputs, args.out, overwrite=args.overwrite,
-                                      **options):
-            print(path)
+        tasks.apply_files(model, args.inputs, args.out, overwrite=args.overwrite,
+                          on_written=lambda path: print(path, flush=True), **options)
         return 0
     if args.command == "evaluate":
         return _evaluate(args, extra)
@@ -226,6 +264,8 @@ def _run(args, extra):
 def _evaluate(args, extra):
     from kerasgen import evaluation, store, tasks, training
 
+    if args.dataset is None and os.path.isdir(args.run_dir):
+        training.read_run_config(args.run_dir)  # a run folder, not just any folder
     model = store.load_model(args.run_dir)
     task = tasks.task_of(model)
     if task is tasks.IMAGE_TO_IMAGE:

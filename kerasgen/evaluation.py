@@ -26,9 +26,24 @@ def domain_classifier_dir(dataset):
     return default_run_dir("classifier", dataset, get_preset("classifier"))
 
 
+def shipped_classifier_name(dataset):
+    """The name of the shipped domain classifier of a dataset (`saved_models/`)."""
+    return f"classifier_{dataset}"
+
+
 def load_domain_classifier(dataset, image_shape, classifier_dir=None):
-    """The trained domain classifier for a dataset, checked against the image shape."""
+    """The trained domain classifier for a dataset, checked against the image shape.
+
+    Looked up in `classifier_dir`, else the default run folder of `kerasgen train classifier
+    --dataset DATASET`, else the shipped one (`saved_models/classifier_<dataset>`).
+    """
+    from kerasgen import store
+
     folder = Path(classifier_dir) if classifier_dir else domain_classifier_dir(dataset)
+    shipped = store.saved_models_dir() / shipped_classifier_name(dataset)
+    if not classifier_dir and not (folder / "model.keras").exists() and \
+            (shipped / "model.keras").exists():
+        folder = shipped
     if not (folder / "model.keras").exists():
         raise FileNotFoundError(
             f"No domain classifier for dataset {dataset!r} at {folder}. Train one with "

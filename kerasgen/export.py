@@ -12,6 +12,7 @@ Example:
 
 import dataclasses
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -71,7 +72,13 @@ def export_saved_model(model, export_dir, name, version=1):
     default_function, default_signature = spec.endpoints[spec.default]
     archive.add_endpoint("serving_default", default_function, input_signature=default_signature)
     path.parent.mkdir(parents=True, exist_ok=True)
-    archive.write_out(str(path), verbose=False)
+    # Written under a hidden name and renamed when complete: TF Serving never sees (and a
+    # killed export never leaves) a version folder without its variables.
+    partial = path.parent / f".partial_{path.name}"
+    if partial.exists():
+        shutil.rmtree(partial)
+    archive.write_out(str(partial), verbose=False)
+    partial.rename(path)
     return path
 
 
@@ -206,7 +213,9 @@ def export_tflite(model, path, quantize="none", saved_model_path=None, signature
         flatbuffer = convert_tflite(saved_model_path, signature, quantize, representative)
     check_tflite_ops(flatbuffer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(flatbuffer)
+    partial = path.with_name(f".partial_{path.name}")
+    partial.write_bytes(flatbuffer)
+    partial.replace(path)  # complete files only, even if killed mid-write
     return path
 
 
@@ -275,6 +284,15 @@ def tflite_parity(tflite_path, model, inputs=None, repeats=5, signature=None):
     }
 
 
+def check_export(formats, quantize):
+    """Refuse unknown export formats or quantizations (before anything is trained)."""
+    unknown = set(formats or ()) - set(EXPORT_FORMATS)
+    if unknown:
+        raise ValueError(f"Unknown export format(s) {sorted(unknown)}; valid: {list(EXPORT_FORMATS)}.")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"Unknown quantize {quantize!r}; valid: {list(QUANTIZATIONS)}.")
+
+
 def next_version(export_dir, name):
     """The version after the highest existing `<export_dir>/<name>/<N>/` (1 for none)."""
     versions = [int(path.name) for path in (Path(export_dir) / name).glob("*")
@@ -288,11 +306,7 @@ def export_model(model, run_dir, name, formats=EXPORT_FORMATS, quantize="none"):
     The SavedModel goes to a new version folder, `saved_model/<name>/<N+1>/`, so earlier
     versions (which TF Serving may be serving) are kept.
     """
-    unknown = set(formats) - set(EXPORT_FORMATS)
-    if unknown:
-        raise ValueError(f"Unknown export format(s) {sorted(unknown)}; valid: {list(EXPORT_FORMATS)}.")
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"Unknown quantize {quantize!r}; valid: {list(QUANTIZATIONS)}.")
+    check_export(formats, quantize)
     run_dir = Path(run_dir)
     saved_model = tflite = report = None
     if "saved_model" in formats:

@@ -63,6 +63,30 @@ def ship_model(model, name, card, metrics=None, folder=None):
     return target
 
 
+def describe_shipped(name):
+    """`{"name", "model", "task", "data", "figure"}` of a shipped model, from its card's
+    `metrics.json` (no TensorFlow model is loaded)."""
+    import json
+
+    from kerasgen.registry import get_preset
+
+    folder = saved_models_dir() / name
+    path = folder / "metrics.json"
+    rows = json.loads(path.read_text()).get("rows", []) if path.exists() else []
+    row = rows[0] if rows else {}
+    preset = get_preset(row["model"]) if row.get("model") else None
+    if "psnr" in row:
+        figure = f"{row['dataset']} {row.get('setting', '')}: {row['psnr']:.2f} dB PSNR"
+    elif "test_accuracy" in row:
+        figure = f"{row['dataset']} test accuracy {100 * row['test_accuracy']:.2f} %"
+    else:
+        figure = "see MODEL_CARD.md"
+    return {"name": name, "model": row.get("model", "?"),
+            "task": preset.task.name if preset else "?",
+            "data": row.get("train_data") or (preset.dataset if preset else "?"),
+            "figure": figure}
+
+
 def load_model(name_or_run):
     """A shipped model by name (see `shipped_models`) or the model of a run folder."""
     path = Path(name_or_run)

@@ -52,7 +52,7 @@ class ImageToImageModel:
     """The image-to-image contract.
 
     Implement `apply(images, **options)` (uint8 `[N, H, W, C]` or HWC of any size -> uint8
-    NHWC), `check_images`, `training_data(dataset, batch_size, seed, data_dir)` and
+    NHWC), `check_images`, `training_data(dataset, batch_size, seed, data_dir, start_batch)` and
     `benchmark(dataset, data_dir=None, seed=0, **options)` (a report whose `lines` print it;
     Keras' own `evaluate` keeps its meaning). The keyword options of `apply` and `benchmark`
     (e.g. `sigma`, `direction`) become the CLI flags of `kerasgen apply` and `kerasgen
@@ -76,7 +76,9 @@ class ImageToImageModel:
 
         return self.check_images(decode_image_file(path))[0]
 
-    def training_data(self, dataset, batch_size, seed=0, data_dir=None):
+    def training_data(self, dataset, batch_size, seed=0, data_dir=None, start_batch=0):
+        """An endless `tf.data.Dataset` of training batches, a function of the seed and the
+        batch index alone, starting at batch `start_batch` (exact resume)."""
         raise NotImplementedError
 
     def training_figures(self, run_dir, dataset, data_dir=None):
@@ -88,7 +90,7 @@ class ImageToImageModel:
         raise NotImplementedError
 
 
-def apply_files(model, paths, out_dir, overwrite=False, **options):
+def apply_files(model, paths, out_dir, overwrite=False, on_written=None, **options):
     """Apply an image-to-image model to files of any size, into `out_dir` as PNGs with the
     same stems. Options are checked and every input is read and checked before anything is
     written; existing files are kept unless `overwrite`. Returns the written paths."""
@@ -96,7 +98,7 @@ def apply_files(model, paths, out_dir, overwrite=False, **options):
 
     options = model.check_apply_options(**options)
     return map_image_files(lambda image: model.apply(image, **options)[0], paths, out_dir,
-                           read=model.read_image, overwrite=overwrite)
+                           read=model.read_image, overwrite=overwrite, on_written=on_written)
 
 
 # --- the tasks -----------------------------------------------------------------------------
@@ -125,7 +127,8 @@ class Task:
     def build(self, preset, config, source, model_kwargs, seed):
         raise NotImplementedError
 
-    def training_data(self, model, config, source, data_dir):
+    def training_data(self, model, config, source, data_dir, initial_epoch=0):
+        """`(endless dataset, steps per epoch)`, the dataset starting at `initial_epoch`."""
         raise NotImplementedError
 
     def callbacks(self, model, run_dir, config, source):
@@ -158,14 +161,17 @@ class LabelledImages(Task):
             kwargs["num_classes"] = int(labels.max()) + 1
         return preset.build(images.shape[1:], seed=seed, **kwargs)
 
-    def training_data(self, model, config, source, data_dir):
+    def training_data(self, model, config, source, data_dir, initial_epoch=0):
         from kerasgen import data
 
         images, labels = source
+        # One pass per epoch unless the run sets the steps; the stream is endless and seeded
+        # per pass, so a resumed run starts at exactly its epoch's batches.
+        steps = config["steps_per_epoch"] or len(images) // config["batch_size"]
         return data.dataset_from_arrays(
-            images, labels, batch_size=config["batch_size"], seed=config["seed"],
-            repeat=config["steps_per_epoch"] is not None,
-            description=f"Dataset {config['dataset']!r}")
+            images, labels, batch_size=config["batch_size"], seed=config["seed"], repeat=True,
+            start_batch=initial_epoch * steps,
+            description=f"Dataset {config['dataset']!r}"), steps
 
 
 class Generation(LabelledImages):
@@ -233,9 +239,13 @@ class ImageToImage(Task):
                                 **model_kwargs)
         return preset.build(seed=seed, **model_kwargs)
 
-    def training_data(self, model, config, source, data_dir):
+    def training_data(self, model, config, source, data_dir, initial_epoch=0):
+        steps = config["steps_per_epoch"]
+        if steps is None:
+            raise ValueError(f"{config['model']} draws endless training data: set "
+                             "steps_per_epoch (CLI: --steps-per-epoch N).")
         return model.training_data(config["dataset"], config["batch_size"], seed=config["seed"],
-                                   data_dir=data_dir)
+                                   data_dir=data_dir, start_batch=initial_epoch * steps), steps
 
     def finish(self, result, config, source, data_dir):
         result.figures = result.model.training_figures(result.run_dir, config["dataset"],

@@ -16,12 +16,15 @@ Run folder layout:
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import keras
 
-from kerasgen.callbacks import ResumableCheckpoint, latest_checkpoint
-from kerasgen.export import EXPORT_FORMATS, export_model  # noqa: F401 (the API users call)
+from kerasgen import export
+from kerasgen.callbacks import (CorruptFileError, ResumableCheckpoint, StopOnNonFinite,
+                                latest_checkpoint, load_keras_file, load_latest_checkpoint)
+from kerasgen.export import EXPORT_FORMATS, export_model
 from kerasgen.registry import get_preset
 
 RUN_CONFIG = "run_config.json"
@@ -148,63 +151,157 @@ def train(
         "model": model_name,
         "dataset": dataset,
         # The preset's size is for its own data (e.g. 8x8 digits -> 32x32); others keep theirs.
-        "image_size": image_size or (preset.image_size if dataset == preset.dataset else None),
-        "batch_size": batch_size or preset.batch_size,
-        "steps_per_epoch": steps_per_epoch or preset.steps_per_epoch,
+        "image_size": _unset_or_positive("image_size", image_size) or (
+            preset.image_size if dataset == preset.dataset else None),
+        "batch_size": _unset_or_positive("batch_size", batch_size) or preset.batch_size,
+        "steps_per_epoch": (_unset_or_positive("steps_per_epoch", steps_per_epoch)
+                            or preset.steps_per_epoch),
         "seed": seed,
-        "epochs": epochs or preset.epochs,
+        "epochs": _unset_or_positive("epochs", epochs) or preset.epochs,
         "model_kwargs": model_kwargs,
     }
     config = json.loads(json.dumps(config))  # as the run folder will hold it (tuples -> lists)
+    export.check_export(export_formats, quantize)
     if image_size is not None:
         task.check_config(preset, config)
     run_dir = Path(out_dir or default_run_dir(model_name, config["dataset"], preset))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"--out {run_dir} is a file; pass a folder (new or a run's).")
     _check_resumable(run_dir, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / RUN_CONFIG, config)
 
+    # Everything that can refuse the run (data, options, a checkpoint) before anything is
+    # written into the run folder.
     source = task.load(preset, config, data_dir)
-    checkpoint, initial_epoch = latest_checkpoint(run_dir / "checkpoints")
-    if checkpoint is not None:
-        model = keras.models.load_model(checkpoint)
-        print(f"Resuming {run_dir} from epoch {initial_epoch} ({checkpoint}).")
-    else:
+    model, initial_epoch, checkpoint = load_latest_checkpoint(run_dir / "checkpoints")
+    if model is None:
         model = task.build(preset, config, source, model_kwargs, seed)
         if preset.compile is not None:
             preset.compile(model)
         else:
             model.compile()
-    train_data = task.training_data(model, config, source, data_dir)
-    callbacks = [
-        *task.callbacks(model, run_dir, config, source),
-        keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
-        ResumableCheckpoint(run_dir / "checkpoints"),
-        *callbacks,
-    ]
-    if preset.learning_rate_schedule is not None:
-        callbacks.append(preset.learning_rate_schedule(epochs=config["epochs"]))
-    history = {}
-    if initial_epoch < config["epochs"]:
-        history = model.fit(
-            train_data,
-            epochs=config["epochs"],
-            initial_epoch=initial_epoch,
-            steps_per_epoch=config["steps_per_epoch"],
-            shuffle=False,  # the dataset shuffles itself
-            verbose=verbose,
-            callbacks=callbacks,
-        ).history
-
-    keras_path = run_dir / FINAL_MODEL
-    partial = run_dir / f".partial_{FINAL_MODEL}"
-    model.save(partial)
-    partial.replace(keras_path)
-    result = TrainResult(run_dir, model, history, initial_epoch, config["epochs"], keras_path)
-    task.finish(result, config, source, data_dir)
-    if task.exports and export_formats:
-        result.saved_model, result.tflite, result.tflite_report = export_model(
-            model, run_dir, model_name, export_formats, quantize)
+    train_data, steps_per_epoch = task.training_data(model, config, source, data_dir,
+                                                     initial_epoch)
+    with RunLock(run_dir):
+        write_json(run_dir / RUN_CONFIG, config)
+        if checkpoint is not None:
+            print(f"Resuming {run_dir} from epoch {initial_epoch} ({checkpoint}).")
+        guard = StopOnNonFinite()
+        checkpoints = ResumableCheckpoint(run_dir / "checkpoints")
+        callbacks = [
+            guard,
+            *task.callbacks(model, run_dir, config, source),
+            keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
+            checkpoints,
+            *callbacks,
+        ]
+        if preset.learning_rate_schedule is not None:
+            callbacks.append(preset.learning_rate_schedule(epochs=config["epochs"]))
+        history = {}
+        if initial_epoch < config["epochs"]:
+            history = model.fit(
+                train_data,
+                epochs=config["epochs"],
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                shuffle=False,  # the dataset orders itself, per (seed, pass)
+                verbose=verbose,
+                callbacks=callbacks,
+            ).history
+        if guard.failure is not None:
+            last, last_epoch = latest_checkpoint(run_dir / "checkpoints")
+            raise TrainingDiverged(
+                f"Training diverged at {guard.describe()}: a non-finite loss. Nothing of that "
+                f"epoch was saved; the run resumes from epoch {last_epoch} "
+                f"({last or 'the start'}). Lower the learning rate or check the data for NaN "
+                "or inf values, then run the same command again.")
+        keras_path = write_final_model(model, run_dir, checkpoints, config["epochs"])
+        result = TrainResult(run_dir, model, history, initial_epoch, config["epochs"],
+                             keras_path)
+        task.finish(result, config, source, data_dir)
+        if task.exports and export_formats:
+            result.saved_model, result.tflite, result.tflite_report = export_model(
+                model, run_dir, model_name, export_formats, quantize)
     return result
+
+
+class TrainingDiverged(ValueError):
+    """A run stopped at a non-finite loss; its last finite checkpoint was kept."""
+
+
+def _unset_or_positive(name, value):
+    """`value` if None (unset: the preset's) or a positive int; 0 and negatives are refused."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or value < 1):
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}; leave it "
+                         "out for the preset's.")
+    return value
+
+
+def write_final_model(model, run_dir, checkpoints, epochs):
+    """`model.keras`: a hard link to the final epoch's checkpoint when there is one (the same
+    bytes, so no second full copy on disk), else a fresh save; written atomically."""
+    keras_path = Path(run_dir) / FINAL_MODEL
+    partial = Path(run_dir) / f".partial_{FINAL_MODEL}"
+    partial.unlink(missing_ok=True)
+    final_checkpoint = Path(checkpoints.directory) / f"epoch_{epochs:04d}.keras"
+    try:
+        os.link(final_checkpoint, partial)
+    except OSError:  # no such checkpoint (e.g. nothing trained), or no hard links here
+        model.save(partial)
+    partial.replace(keras_path)
+    return keras_path
+
+
+class RunLock:
+    """`<run>/.lock` holding the owner's pid, so two `train` processes never share a folder.
+
+    A lock whose pid is no longer running (a killed run) is taken over.
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / ".lock"
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and _running(owner):
+                    raise RunInUse(
+                        f"{self.path.parent} is being trained by process {owner}; wait for it, "
+                        "stop it, or pass another --out folder.") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(str(os.getpid()))
+            return self
+        raise RunInUse(f"Could not take {self.path}; another process keeps taking it.")
+
+    def _owner(self):
+        try:
+            return int(self.path.read_text().strip() or -1)
+        except (OSError, ValueError):
+            return None
+
+    def __exit__(self, *exc):
+        if self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
+class RunInUse(ValueError):
+    """Another live process holds the run folder's lock."""
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def default_run_dir(model_name, dataset, preset):
@@ -224,14 +321,23 @@ def read_run_config(run_dir):
 
 
 def load_run(run_dir):
-    """The model of a run folder: its final `model.keras`, else its newest checkpoint."""
+    """The model of a run folder: its final `model.keras`, else its newest good checkpoint.
+
+    A corrupt `model.keras` is reported as corrupt (not as missing), naming the fix.
+    """
     run_dir = Path(run_dir)
     path = run_dir / FINAL_MODEL
-    if not path.exists():
-        path, _ = latest_checkpoint(run_dir / "checkpoints")
-    if path is None:
+    if path.exists():
+        try:
+            return load_keras_file(path)
+        except CorruptFileError as error:
+            raise CorruptFileError(f"{error} Delete it and run `kerasgen train` with the same "
+                                   "settings: it resumes from the newest good checkpoint and "
+                                   "writes it again.") from None
+    model, _, _ = load_latest_checkpoint(run_dir / "checkpoints")
+    if model is None:
         raise FileNotFoundError(
             f"{run_dir} holds no {FINAL_MODEL} and no checkpoints/epoch_*.keras; pass the folder "
             "that `kerasgen train ... --out DIR` wrote."
         )
-    return keras.models.load_model(path)
+    return model

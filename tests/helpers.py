@@ -3,15 +3,18 @@ next step equal, SavedModel / TFLite parity, MirroredStrategy step equality."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from kerasgen import export
+from kerasgen.models.base import SeededModel, optimizers_of
 
 
-def assert_fit_moves_weights(model, data, steps=3, epochs=1):
+def assert_fit_moves_weights(model, data, steps=3, epochs=1, **fit_kwargs):
     """`fit` trains every trainable weight and logs finite losses; returns the history."""
     before = [weight.numpy().copy() for weight in model.trainable_weights]
-    history = model.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0).history
+    history = model.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0,
+                        **fit_kwargs).history
     for name, values in history.items():
         assert np.all(np.isfinite(values)), (name, values)
     moved = [not np.allclose(a, b.numpy()) for a, b in zip(before, model.trainable_weights)]
@@ -19,27 +22,29 @@ def assert_fit_moves_weights(model, data, steps=3, epochs=1):
     return history
 
 
-def assert_round_trip(model, path, batch):
-    """`.keras` keeps weights, every optimizer's state and the random stream: the reloaded
-    model's next step equals the original's. Returns the reloaded model."""
+def assert_round_trip(model, path, train_more, atol=1e-6):
+    """`.keras` keeps the weights, every optimizer's state and the random stream: after
+    `train_more(model)` and `train_more(reloaded)` all weights agree. Returns the reloaded
+    model (before its extra training, its optimizers' iterations are the original's)."""
     model.save(path)
     loaded = keras.models.load_model(path)
-    optimizer_variables = [v for o in _optimizers(model) for v in o.variables]
-    loaded_variables = [v for o in _optimizers(loaded) for v in o.variables]
-    assert len(optimizer_variables) == len(loaded_variables) > 0
-    for a, b in zip(optimizer_variables, loaded_variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    for which in (model, loaded):
-        which.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+    originals, restored = optimizers_of(model), optimizers_of(loaded)
+    assert len(originals) == len(restored) > 0
+    for original, copy in zip(originals, restored):
+        assert len(copy.variables) == len(original.variables) > 2
+        for a, b in zip(original.variables, copy.variables):  # iterations, moments
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    if isinstance(model, SeededModel):
+        np.testing.assert_array_equal(model.seed_generator.state.numpy(),
+                                      loaded.seed_generator.state.numpy())
+    iterations = [int(o.iterations) for o in restored]
+    # Training continues from the restored state exactly as the original would.
+    train_more(model)
+    train_more(loaded)
     for a, b in zip(model.weights, loaded.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=atol, err_msg=a.path)
+    loaded.restored_iterations = iterations
     return loaded
-
-
-def _optimizers(model):
-    from kerasgen.models.base import optimizers_of
-
-    return optimizers_of(model)
 
 
 def assert_export_parity(model, folder, inputs, tolerance=1):
@@ -60,14 +65,32 @@ def assert_export_parity(model, folder, inputs, tolerance=1):
     return report
 
 
-def assert_mirrored_step_equal(build, batch, strategy, tolerance=1e-5):
-    """One `fit` step under `strategy` equals the same step on one device."""
-    def one_step(scope):
+def assert_mirrored_step_equal(build, data, strategy, metrics=(), atol=1e-5, rel=1e-5,
+                               abs_metric=None):
+    """One epoch of `fit(data)` under `strategy` equals it on one device: weights (pools and
+    batch-norm statistics included), every optimizer's variables and the `metrics` logged.
+
+    Args:
+        build: callable returning a compiled model (called inside each strategy's scope).
+        data: a `tf.data.Dataset` of one global batch.
+
+    Returns:
+        `(single-device model, mirrored model)` after their step.
+    """
+    def run(scope):
         with scope.scope():
             model = build()
-        model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
-        return [w.numpy() for w in model.weights] + [
-            v.numpy() for o in _optimizers(model) for v in o.variables]
+        history = model.fit(data, epochs=1, verbose=0).history
+        values = [w.numpy() for w in model.weights] + [
+            v.numpy() for o in optimizers_of(model) for v in o.variables]
+        return values, history, model
 
-    single, mirrored = one_step(tf.distribute.get_strategy()), one_step(strategy)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < tolerance
+    single, single_history, single_model = run(tf.distribute.get_strategy())
+    mirrored, mirrored_history, mirrored_model = run(strategy)
+    assert len(single) == len(mirrored)
+    differences = [float(np.abs(a - b).max()) for a, b in zip(single, mirrored)]
+    assert max(differences) < atol, differences
+    for name in metrics:
+        assert mirrored_history[name][0] == pytest.approx(single_history[name][0], rel=rel,
+                                                          abs=abs_metric)
+    return single_model, mirrored_model

@@ -25,7 +25,9 @@ def _kerasgen(*args, **kwargs):
 
 def test_list_and_unknown_model_errors(capsys):
     assert cli.main(["list"]) == 0
-    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    registered, shipped = capsys.readouterr().out.split("\n\n")
+    listed = [line.split()[0] for line in registered.splitlines()]
+    assert "dncnn_grey_s25" in shipped and "28.52 dB" in shipped  # the measured figure
     assert listed == ["beta_vae", "cgan", "classifier", "cvae", "cyclegan", "dcgan", "dncnn",
                       "dncnn_blind", "dncnn_color", "edsr", "espcn", "ffdnet", "ffdnet_color",
                       "fsrcnn", "iwae", "pix2pix", "vae", "wgan_gp"]

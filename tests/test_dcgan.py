@@ -8,6 +8,7 @@ import tensorflow as tf
 from kerasgen import losses
 from kerasgen.models.dcgan import DCGAN, build_dcgan, build_discriminator, build_generator
 from tests.conftest import random_images, tiny_dcgan
+from tests.helpers import assert_fit_moves_weights, assert_mirrored_step_equal, assert_round_trip
 
 
 @pytest.mark.parametrize("image_shape, start", [((28, 28, 1), 7), ((32, 32, 3), 4), ((64, 48, 3), 4)])
@@ -44,13 +45,10 @@ def test_losses_known_values():
 
 def test_fit_changes_both_networks_with_finite_losses():
     gan = tiny_dcgan()
-    before_g = [w.numpy().copy() for w in gan.generator.trainable_weights]
-    before_d = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
-    history = gan.fit(random_images(32), batch_size=8, epochs=2, verbose=0)
+    history = assert_fit_moves_weights(gan, random_images(32), steps=None, epochs=2,
+                                       batch_size=8)  # both networks, finite losses
     for name in ("d_loss", "g_loss"):
-        assert len(history.history[name]) == 2 and np.all(np.isfinite(history.history[name]))
-    assert all(not np.allclose(a, b.numpy()) for a, b in zip(before_g, gan.generator.trainable_weights))
-    assert all(not np.allclose(a, b.numpy()) for a, b in zip(before_d, gan.discriminator.trainable_weights))
+        assert len(history[name]) == 2
     assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == 8
 
 
@@ -61,48 +59,27 @@ def test_keras_round_trip_keeps_optimizer_state_and_resumes(tmp_path):
                 g_optimizer=keras.optimizers.Adam(5e-4, beta_1=0.5))
     images = random_images(32)
     gan.fit(images, batch_size=8, epochs=1, verbose=0)
-    gan.save(tmp_path / "gan.keras")
-    loaded = keras.models.load_model(tmp_path / "gan.keras")
+    latents = gan.sample_inputs(4)
+    before = gan.generate(latents)
 
+    def train_more(model):
+        if model is not gan:  # the reloaded model, before training on
+            np.testing.assert_allclose(before, model.generate(latents), atol=1e-6)
+        model.fit(images, batch_size=8, epochs=1, verbose=0, shuffle=False)
+
+    loaded = assert_round_trip(gan, tmp_path / "gan.keras", train_more, atol=1e-5)
     assert isinstance(loaded, DCGAN) and loaded.loss_name == "hinge" and loaded.seed == 3
     assert float(loaded.d_optimizer.learning_rate) == pytest.approx(1e-3)
-    for original, restored in ((gan.d_optimizer, loaded.d_optimizer),
-                               (gan.g_optimizer, loaded.g_optimizer)):
-        assert int(restored.iterations) == int(original.iterations) == 4
-        assert len(restored.variables) == len(original.variables) > 2
-        for a, b in zip(original.variables, restored.variables):  # iterations, moments
-            np.testing.assert_array_equal(a.numpy(), b.numpy())
-    np.testing.assert_array_equal(gan.seed_generator.state.numpy(),
-                                  loaded.seed_generator.state.numpy())
-    latents = gan.sample_inputs(4)
-    np.testing.assert_allclose(gan.generate(latents), loaded.generate(latents), atol=1e-6)
-
-    # Training continues from the restored state exactly as the original would.
-    gan.fit(images, batch_size=8, epochs=1, verbose=0, shuffle=False)
-    loaded.fit(images, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert loaded.restored_iterations == [4, 4]
     assert int(loaded.g_optimizer.iterations) == 8
-    for a, b in zip(gan.generator.weights, loaded.generator.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
 def test_mirrored_strategy_step_equals_single_device_step(mirrored_strategy):
     """One step on two replicas gives the update and the metrics of one device."""
     images = random_images(16, seed=5)
-
-    def one_step(strategy):
-        with strategy.scope():
-            gan = tiny_dcgan(seed=7)
-        history = gan.fit(tf.data.Dataset.from_tensor_slices(images).batch(16), epochs=1,
-                          verbose=0)
-        weights = gan.generator.weights + gan.discriminator.weights + gan.d_optimizer.variables \
-            + gan.g_optimizer.variables
-        return [w.numpy() for w in weights], history.history
-
-    single, single_history = one_step(tf.distribute.get_strategy())
-    mirrored, mirrored_history = one_step(mirrored_strategy)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < 1e-5
-    for name in ("d_loss", "g_loss"):
-        assert mirrored_history[name][0] == pytest.approx(single_history[name][0], rel=1e-5)
+    assert_mirrored_step_equal(lambda: tiny_dcgan(seed=7),
+                               tf.data.Dataset.from_tensor_slices(images).batch(16),
+                               mirrored_strategy, metrics=("d_loss", "g_loss"))
 
 
 def test_sample_inputs_are_deterministic_per_seed():

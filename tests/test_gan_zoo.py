@@ -13,6 +13,7 @@ from kerasgen.data import load_dataset, to_uint8
 from kerasgen.models.conditional_gan import ConditionalGAN, build_conditional_gan
 from kerasgen.models.wgan_gp import WGANGP, build_wgan_gp
 from tests.conftest import random_images, tiny_dcgan
+from tests.helpers import assert_mirrored_step_equal
 
 
 def tiny_cgan(seed=0):
@@ -154,35 +155,17 @@ def test_wgan_gp_round_trip_and_mirrored_step(tmp_path, mirrored_strategy):
     assert int(loaded.d_optimizer.iterations) == 6
 
     images = random_images(16, seed=9)
-
-    def one_step(strategy):
-        with strategy.scope():
-            model = tiny_wgan(seed=5, critic_steps=2)
-        history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(16), epochs=1,
-                            verbose=0)
-        return [w.numpy() for w in model.generator.weights + model.discriminator.weights], \
-            history.history
-
-    single, single_history = one_step(tf.distribute.get_strategy())
-    mirrored, mirrored_history = one_step(mirrored_strategy)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < 1e-5
-    for name in ("d_loss", "g_loss", "gradient_penalty"):
-        assert mirrored_history[name][0] == pytest.approx(single_history[name][0], rel=1e-4, abs=1e-6)
+    assert_mirrored_step_equal(lambda: tiny_wgan(seed=5, critic_steps=2),
+                               tf.data.Dataset.from_tensor_slices(images).batch(16),
+                               mirrored_strategy, metrics=("d_loss", "g_loss", "gradient_penalty"),
+                               rel=1e-4, abs_metric=1e-6)
 
 
 def test_conditional_gan_mirrored_step_equals_single_device(mirrored_strategy):
     images, labels = labelled(16, seed=3)
-
-    def one_step(strategy):
-        with strategy.scope():
-            model = tiny_cgan(seed=6)
-        model.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(16), epochs=1,
-                  verbose=0)
-        return [w.numpy() for w in model.generator.weights + model.discriminator.weights]
-
-    single = one_step(tf.distribute.get_strategy())
-    mirrored = one_step(mirrored_strategy)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < 1e-5
+    assert_mirrored_step_equal(lambda: tiny_cgan(seed=6),
+                               tf.data.Dataset.from_tensor_slices((images, labels)).batch(16),
+                               mirrored_strategy)
 
 
 def test_generator_ema_callback_and_export(tmp_path):

@@ -76,6 +76,7 @@ def test_classifier_score_known_values():
     assert float(collapsed.result()) == pytest.approx(1.0, rel=1e-6)  # one class: 1
 
 
+@pytest.mark.slow
 def test_domain_classifier_small_run_accuracy(data_dir):
     """A short run on 12,000 MNIST images already classifies the test set well."""
     images, labels = load_arrays("mnist", "train", data_dir)

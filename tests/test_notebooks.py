@@ -1,7 +1,11 @@
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+# Each notebook trains small models end to end (16-82 s each): the slow suite runs them.
+pytestmark = pytest.mark.slow
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

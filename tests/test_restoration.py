@@ -12,6 +12,7 @@ from kerasgen.data import restoration as rdata
 from kerasgen.data.sources import DataError
 from kerasgen.layers.degradations import GaussianNoise
 from kerasgen.models.restoration import PRESETS, Restorer, build_restorer, evaluation
+from tests.helpers import assert_fit_moves_weights, assert_mirrored_step_equal, assert_round_trip
 
 TINY = {"dncnn": {"depth": 4, "num_filters": 16}, "ffdnet": {"depth": 4, "num_filters": 16},
         "espcn": {"num_filters": (16, 8)}, "fsrcnn": {"d": 16, "s": 8, "m": 1},
@@ -158,15 +159,12 @@ def test_unreadable_files_are_refused(tmp_path):
 @pytest.mark.parametrize("preset", ["dncnn", "dncnn_blind", "ffdnet", "espcn", "fsrcnn", "edsr"])
 def test_fit_moves_every_weight_and_lowers_the_loss(preset):
     model = tiny(preset, seed=1)
-    before = [w.numpy().copy() for w in model.trainable_weights]
     patches = photo_patches(model, patch_size=16 if model.scale == 1 else 8)
     batch = next(iter(patches))
     # The same batch again and again (noise redrawn): the loss must fall.
-    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=3,
-                        steps_per_epoch=8, verbose=0).history
-    assert all(np.isfinite(history["loss"])) and history["loss"][-1] < history["loss"][0]
-    moved = [not np.allclose(a, b.numpy()) for a, b in zip(before, model.trainable_weights)]
-    assert all(moved), [w.path for w, m in zip(model.trainable_weights, moved) if not m]
+    history = assert_fit_moves_weights(model, tf.data.Dataset.from_tensors(batch).repeat(),
+                                       steps=8, epochs=3)
+    assert history["loss"][-1] < history["loss"][0]
 
 
 def test_fit_on_degraded_clean_pairs():
@@ -180,35 +178,20 @@ def test_fit_on_degraded_clean_pairs():
 def test_reload_keeps_weights_optimizer_and_noise_stream(tmp_path):
     model = tiny("dncnn_blind", seed=4)
     model.fit(photo_patches(model), epochs=1, steps_per_epoch=3, verbose=0)
-    model.save(tmp_path / "model.keras")
-    loaded = keras.models.load_model(tmp_path / "model.keras")
-    assert isinstance(loaded, Restorer) and loaded.degradation.sigma_range == (0.0, 55.0)
-    assert int(loaded.optimizer.iterations) == 3
-    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
     # The next step is the same step: same weights, moments and noise draws.
     batch = next(iter(photo_patches(model, seed=9)))
-    model.fit(batch, epochs=1, verbose=0, batch_size=8, shuffle=False)
-    loaded.fit(batch, epochs=1, verbose=0, batch_size=8, shuffle=False)
-    for a, b in zip(model.weights, loaded.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    loaded = assert_round_trip(
+        model, tmp_path / "model.keras",
+        lambda m: m.fit(batch, epochs=1, verbose=0, batch_size=8, shuffle=False))
+    assert isinstance(loaded, Restorer) and loaded.degradation.sigma_range == (0.0, 55.0)
+    assert loaded.restored_iterations == [3]
 
 
 @pytest.mark.parametrize("preset", ["dncnn_blind", "espcn"])
 def test_mirrored_strategy_step_equals_single_device_step(mirrored_strategy, preset):
     batch = next(iter(photo_patches(tiny(preset), batch_size=16, patch_size=12, seed=5)))
-
-    def one_step(strategy):
-        with strategy.scope():
-            model = tiny(preset, seed=6)
-        history = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0).history
-        return [w.numpy() for w in model.weights + model.optimizer.variables], history
-
-    single, single_history = one_step(tf.distribute.get_strategy())
-    mirrored, mirrored_history = one_step(mirrored_strategy)
-    assert max(float(np.abs(a - b).max()) for a, b in zip(single, mirrored)) < 1e-5
-    for name in ("loss", "psnr"):
-        assert mirrored_history[name][0] == pytest.approx(single_history[name][0], rel=1e-4)
+    assert_mirrored_step_equal(lambda: tiny(preset, seed=6), tf.data.Dataset.from_tensors(batch),
+                               mirrored_strategy, metrics=("loss", "psnr"), rel=1e-4)
 
 
 def test_trained_denoiser_beats_its_noisy_input(trained_denoiser):
@@ -388,3 +371,45 @@ def test_ship_model_writes_a_compressed_weights_only_model_loadable_by_name(tmp_
     assert getattr(loaded, "optimizer", None) is None
     image = photo(13, 17)
     np.testing.assert_array_equal(loaded.restore(image), model.restore(image))
+
+
+# --- large images: tiles ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", ["dncnn", "ffdnet", "espcn"])
+def test_tiled_restore_equals_the_whole_image_restore(preset):
+    model = tiny(preset, seed=4)
+    model.fit(photo_patches(model, patch_size=16 if model.scale == 1 else 8), epochs=1,
+              steps_per_epoch=5, verbose=0)
+    channels = 1 if model.color == "grey" else 3
+    image = photo(101, 77, channels=channels, index=3)
+    sigma = 20.0 if model.conditioned else None
+    whole = model.apply(image, sigma=sigma, tile=4096).numpy().astype(int)
+    tile = 2 * model.tile_margin + 16
+    tiled = model.apply(image, sigma=sigma, tile=tile).numpy().astype(int)
+    assert tiled.shape == whole.shape == (1, 101 * model.scale, 77 * model.scale, channels)
+    assert np.abs(tiled - whole).max() <= 1 and np.ptp(whole) > 50
+    assert 2 * model.tile_margin + 8 <= model.default_tile() <= 4096
+    with pytest.raises(ValueError, match="tile must be a positive number of pixels"):
+        model.apply(image, sigma=sigma, tile=0)
+
+
+@pytest.mark.slow
+def test_a_12_megapixel_photo_restores_in_bounded_memory(tmp_path):
+    """`kerasgen restore dncnn_grey_s25` on 4000x3000: tiles keep the peak memory bounded
+    (the whole image at once took ~21 GB and was OOM-killed)."""
+    import subprocess
+    import sys
+
+    big = np.tile(photo(300, 400, channels=1, index=1), (10, 10, 1))
+    source = _write_png(tmp_path / "big.png", big)
+    script = ("import resource, sys; from kerasgen import cli; code = cli.main(sys.argv[1:]); "
+              "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
+              "sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script, "restore", "dncnn_grey_s25", source,
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_gb = int(result.stdout.split("PEAK_KB")[1].split()[0]) / 2**20
+    assert peak_gb < 3.0, peak_gb
+    written = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "big.png"))).numpy()
+    assert written.shape == (3000, 4000, 1)

@@ -113,8 +113,14 @@ def load_dataset(
 
 def dataset_from_arrays(images, labels=None, batch_size=64, shuffle=True, seed=0,
                         with_labels=None, drop_remainder=True, repeat=False,
-                        description="The data"):
-    """The `load_dataset` pipeline over in-memory uint8 images (and labels)."""
+                        description="The data", start_batch=0):
+    """The `load_dataset` pipeline over in-memory uint8 images (and labels).
+
+    With `repeat`, the order is a function of (seed, pass) alone: pass p over the data is the
+    stateless permutation of seed (seed, p), so batch k of the endless stream is always the
+    same, and `start_batch` starts the stream there (a run resumed at an epoch boundary sees
+    exactly the batches the uninterrupted run would have).
+    """
     import tensorflow as tf
 
     if batch_size < 1:
@@ -128,17 +134,41 @@ def dataset_from_arrays(images, labels=None, batch_size=64, shuffle=True, seed=0
         )
     use_labels = labels is not None if with_labels is None else with_labels
     elements = (images, labels) if use_labels else images
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if repeat:
-        dataset = dataset.repeat()
+        dataset = _endless_indices(len(images), shuffle, seed, start_batch * batch_size)
+        stored = tf.nest.map_structure(tf.constant, elements)
+        dataset = dataset.map(lambda index: tf.nest.map_structure(
+            lambda array: tf.gather(array, index), stored))
+    else:
+        if start_batch:
+            raise DataError("start_batch needs repeat=True (an endless, seeded stream).")
+        dataset = tf.data.Dataset.from_tensor_slices(elements)
+        if shuffle:
+            dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if use_labels:
         dataset = dataset.map(lambda x, y: (to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     else:
         dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _endless_indices(count, shuffle, seed, start):
+    """Element indices of passes over `count` items from element `start` on; pass p is the
+    stateless permutation of seed (seed, p) when `shuffle`."""
+    import tensorflow as tf
+
+    first_pass, offset = divmod(int(start), int(count))
+
+    def one_pass(index):
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                order, seed=tf.stack([tf.cast(seed, tf.int64), index]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    passes = tf.data.Dataset.counter(first_pass).flat_map(one_pass)
+    return passes.skip(offset)
 
 
 def to_uint8(images):
@@ -184,7 +214,7 @@ def pad_to_multiple(images, multiple, min_size=1):
     return tf.reshape(images, tf.stack([shape[0], shape[1], shape[2], channels]))
 
 
-def map_image_files(function, paths, out_dir, read, overwrite=False):
+def map_image_files(function, paths, out_dir, read, overwrite=False, on_written=None):
     """Write `function(read(path))` for every path into `out_dir` as a PNG with its stem.
 
     Every input is read (and checked by `read`) before anything is written, and existing
@@ -196,6 +226,8 @@ def map_image_files(function, paths, out_dir, read, overwrite=False):
     import tensorflow as tf
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} is a file; pass a folder for the outputs.")
     images = [read(path) for path in paths]
     targets = [out_dir / f"{Path(path).stem}.png" for path in paths]
     clashes = [str(path) for path in targets if path.exists() and not overwrite]
@@ -207,4 +239,6 @@ def map_image_files(function, paths, out_dir, read, overwrite=False):
     out_dir.mkdir(parents=True, exist_ok=True)
     for image, target in zip(images, targets):
         tf.io.write_file(str(target), tf.io.encode_png(function(image)))
+        if on_written is not None:
+            on_written(target)  # progress, file by file
     return targets

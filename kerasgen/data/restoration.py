@@ -289,7 +289,7 @@ def ycbcr_to_rgb(images):
 
 # --- training patches ------------------------------------------------------------------------
 
-def patch_dataset(images, patch_size, batch_size, seed=0, augment=True):
+def patch_dataset(images, patch_size, batch_size, seed=0, augment=True, start_batch=0):
     """An endless, batched `tf.data.Dataset` of random clean patches, float32 in [0, 1].
 
     Every element picks an image uniformly, a random `patch_size` crop of it and, with
@@ -303,6 +303,7 @@ def patch_dataset(images, patch_size, batch_size, seed=0, augment=True):
         batch_size: int.
         seed: int. Defaults to 0.
         augment: bool. Defaults to True.
+        start_batch: int. Start the stream at this batch (a resumed run). Defaults to 0.
     """
     import tensorflow as tf
 
@@ -340,5 +341,7 @@ def patch_dataset(images, patch_size, batch_size, seed=0, augment=True):
             patch = tf.cond(mode >= 4, lambda: tf.reverse(patch, [1]), lambda: patch)
         return tf.cast(tf.ensure_shape(patch, patch_shape), tf.float32) / 255.0
 
-    dataset = tf.data.Dataset.counter().map(make_patch, num_parallel_calls=tf.data.AUTOTUNE)
+    # Stateless in the element index: `start_batch` resumes the stream exactly.
+    dataset = tf.data.Dataset.counter(start_batch * batch_size).map(
+        make_patch, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -237,7 +237,7 @@ def _resized_stack(images, size, description):
 
 
 def jitter_dataset(images_a, images_b, image_size, batch_size, seed=0, paired=False,
-                   jitter=True):
+                   jitter=True, start_batch=0):
     """An endless batched `tf.data.Dataset` of `(a, b)` float32 images in [-1, 1].
 
     Every element draws an image of each domain (the same index when `paired`), resized to
@@ -250,6 +250,7 @@ def jitter_dataset(images_a, images_b, image_size, batch_size, seed=0, paired=Fa
         batch_size: int.
         seed: int. Defaults to 0.
         paired: bool. Draw aligned pairs (pix2pix). Defaults to False.
+        start_batch: int. Start the stream at this batch (a resumed run). Defaults to 0.
         jitter: bool. Defaults to True.
     """
     import tensorflow as tf
@@ -284,7 +285,8 @@ def jitter_dataset(images_a, images_b, image_size, batch_size, seed=0, paired=Fa
         seeds_b = seeds[2:] if paired else tf.random.experimental.stateless_split(seeds[4], 3)
         return crop(stacks[0][choice_a], seeds[2:]), crop(stacks[1][choice_b], seeds_b)
 
-    dataset = tf.data.Dataset.counter().map(make_pair, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.counter(start_batch * batch_size).map(
+        make_pair, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

@@ -5,11 +5,19 @@ Example:
     >>> print("\n".join(restoration_table(report)))
 """
 
+import sys
+
 import numpy as np
 
 from kerasgen import metrics
 from kerasgen.data import restoration as restoration_data
 from kerasgen.layers.degradations import BicubicDownscale, GaussianNoise
+
+def _progress(done, total, row):
+    """One line per image on stderr, so a long evaluation shows where it is."""
+    print(f"[{done}/{total}] PSNR {row[0]:.2f} dB, SSIM {row[1]:.4f}", file=sys.stderr,
+          flush=True)
+
 
 # The degradation each kind of benchmark set measures.
 SET_DEGRADATIONS = {"denoise": GaussianNoise, "super_resolution": BicubicDownscale}
@@ -34,6 +42,7 @@ def denoising_rows(model, images, sigma, seed=0):
         output = _rounded(restored.numpy())
         rows.append((float(metrics.psnr(image[None], output)[0]),
                      float(metrics.ssim(image[None], output)[0])))
+        _progress(len(rows), len(images), rows[-1])
     return rows
 
 
@@ -57,6 +66,7 @@ def super_resolution_rows(model, high, low, scale):
         hr = restoration_data.as_channels(hr, 3)[None]
         rows.append((float(metrics.psnr(hr, output, y_channel=True, crop_border=scale)[0]),
                      float(metrics.ssim(hr, output, y_channel=True, crop_border=scale)[0])))
+        _progress(len(rows), len(high), rows[-1])
     return rows
 
 

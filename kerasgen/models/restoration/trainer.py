@@ -22,6 +22,18 @@ LOSSES = ("l2", "l1")
 LEARNING_RATE = 1e-3
 
 
+def _available_memory():
+    """Bytes of memory available to this process (Linux's MemAvailable; 4 GiB elsewhere)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
 def network_channels(color):
     """Channels of the network's images for a `color` setting."""
     if color not in COLORS:
@@ -152,10 +164,12 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
 
     # --- the image-to-image contract --------------------------------------------------------
 
-    def training_data(self, dataset, batch_size, seed=0, data_dir=None, patch_size=None):
+    def training_data(self, dataset, batch_size, seed=0, data_dir=None, start_batch=0,
+                      patch_size=None):
         """Endless clean patches from an image set or folder (`kerasgen.data.catalog`).
 
         Args:
+            start_batch: int. Start the (seeded, stateless) stream at this batch.
             patch_size: int. Overrides the model's `patch_size` (network-input pixels).
         """
         images = data.load_images(dataset, data_dir, channels=self.image_channels)
@@ -163,7 +177,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
         if size % self.size_multiple:
             raise ValueError(f"patch_size {size} is not a multiple of {self.size_multiple}, "
                              f"which {self.network.name} needs.")
-        return data.patch_dataset(images, size, batch_size, seed=seed)
+        return data.patch_dataset(images, size, batch_size, seed=seed, start_batch=start_batch)
 
     def check_images(self, images):
         """uint8 `[N, H, W, C]` (or HWC) images this model can restore, as a tensor."""
@@ -190,11 +204,6 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
 
     def read_image(self, path):
         return self.check_images(data.read_image(path))[0]
-
-    def check_apply_options(self, sigma=None, scale=None):
-        """`{"sigma": level the network runs at, or None}`, checked against the model."""
-        return {"sigma": self.degradation.check_options(self.conditioned, sigma=sigma,
-                                                        scale=scale)}
 
     def restore_float(self, images, sigma=None):
         """Restore float images in [0, 1] (any range for noisy inputs), `[N, H, W, C]`.
@@ -223,22 +232,91 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
             restored = data.ycbcr_to_rgb(tf.concat([restored, chroma], axis=-1))
         return restored[:, :out_height, :out_width]
 
-    def apply(self, images, sigma: float = None, scale: int = None):
+    def apply(self, images, sigma: float = None, scale: int = None, tile: int = None):
         """Restore uint8 images of any size (`[N, H, W, C]` or HWC); returns uint8 NHWC.
+
+        Images larger than `tile` are restored in overlapping tiles whose margins cover the
+        network's receptive field, so memory stays bounded and the result equals the
+        whole-image one (to float rounding: within 1 level).
 
         Args:
             images: uint8 noisy (denoisers) or low-resolution (SR) images.
             sigma: float. The noise level of the inputs, for noise-level models (FFDNet);
                 checked against what fixed and blind models were trained on.
             scale: int. The SR factor the caller expects; checked against the model's.
+            tile: int. Tile side in input pixels. Defaults to `default_tile()` (from the
+                memory available and the network's width).
         """
-        sigma = self.check_apply_options(sigma, scale)["sigma"]
+        options = self.check_apply_options(sigma, scale, tile)
         images = self.check_images(images)
-        restored = self.restore_float(tf.cast(images, tf.float32) / 255.0, sigma)
-        out = unit_to_uint8(restored)
-        return out[..., :1] if images.shape[-1] == 1 and self.color == "y" else out
+        restored = self._restore_tiled(images, options["sigma"], options["tile"])
+        return restored[..., :1] if images.shape[-1] == 1 and self.color == "y" else restored
 
     restore = apply
+
+    def check_apply_options(self, sigma=None, scale=None, tile=None):
+        """`{"sigma": level the network runs at or None, "tile": side}`, checked."""
+        if tile is not None and tile < 1:
+            raise ValueError(f"tile must be a positive number of pixels, got {tile}.")
+        return {"sigma": self.degradation.check_options(self.conditioned, sigma=sigma,
+                                                        scale=scale),
+                "tile": tile or self.default_tile()}
+
+    @property
+    def tile_margin(self):
+        """Overlap each tile keeps on every side: the receptive field's radius, rounded up to
+        the network's multiple."""
+        radius = self.min_size // 2 + 1
+        return -(-radius // self.size_multiple) * self.size_multiple
+
+    def default_tile(self, budget_bytes=None):
+        """A tile side whose activations fit in `budget_bytes` (default: a quarter of the
+        available memory, at most 1 GiB), from the network's widest layer."""
+        if budget_bytes is None:
+            budget_bytes = min(1 << 30, _available_memory() // 4)
+        widest = max(int(tensor.shape[-1]) for layer in self.network.layers
+                     for tensor in tf.nest.flatten(layer.output))
+        per_pixel = 4 * 4 * widest * self.scale ** 2  # float32, ~4 live feature maps
+        side = int((budget_bytes / per_pixel) ** 0.5)
+        multiple = 8 * self.size_multiple
+        return max(2 * self.tile_margin + multiple, min(4096, side // multiple * multiple))
+
+    def _restore_tiled(self, images, sigma, tile):
+        """uint8 NHWC of `images` restored tile by tile (one tile when it fits)."""
+        height, width = int(images.shape[1]), int(images.shape[2])
+        levels = tf.fill([tf.shape(images)[0]], tf.cast(0.0 if sigma is None else sigma,
+                                                        tf.float32))
+        if height <= tile and width <= tile:
+            return unit_to_uint8(self._restore_compiled(tf.cast(images, tf.float32) / 255.0,
+                                                        levels))
+        margin = self.tile_margin
+        core = max(tile - 2 * margin, self.size_multiple)
+        core -= core % self.size_multiple
+        rows = []
+        for top in range(0, height, core):
+            row = []
+            for left in range(0, width, core):
+                # The tile plus its margins, clamped to the image, on the network's grid.
+                y0, x0 = max(0, top - margin), max(0, left - margin)
+                y1, x1 = min(height, top + core + margin), min(width, left + core + margin)
+                piece = tf.cast(images[:, y0:y1, x0:x1], tf.float32) / 255.0
+                out = self._restore_compiled(piece, levels)
+                s = self.scale
+                row.append(unit_to_uint8(out[:, (top - y0) * s:(min(top + core, height) - y0) * s,
+                                             (left - x0) * s:(min(left + core, width) - x0) * s]))
+            rows.append(tf.concat(row, axis=2))
+        return tf.concat(rows, axis=1)
+
+    def _restore_compiled(self, images, levels):
+        """`restore_float` as one traced graph (an eager call keeps every layer's output)."""
+        channels = int(images.shape[-1])  # grey images into a Y model: 1, else the model's
+        compiled = self.__dict__.setdefault("_compiled_restore", {})
+        if channels not in compiled:
+            compiled[channels] = tf.function(
+                self.restore_float, input_signature=[
+                    tf.TensorSpec([None, None, None, channels], tf.float32),
+                    tf.TensorSpec([None], tf.float32)])
+        return compiled[channels](images, levels)
 
     def benchmark(self, dataset, data_dir=None, seed=0, sigma: float = None, scale: int = None):
         """PSNR/SSIM on a benchmark set by its paper's protocol (see

@@ -134,11 +134,11 @@ class Translator(NetworkOptimizers, ImageToImageModel):
         load = data.load_paired if self.paired else data.load_unpaired
         return load(dataset, split, data_dir)
 
-    def training_data(self, dataset, batch_size, seed=0, data_dir=None):
+    def training_data(self, dataset, batch_size, seed=0, data_dir=None, start_batch=0):
         """Endless jittered `(a, b)` batches from a translation data name or folders."""
         images_a, images_b = self.load_pairs(dataset, "train", data_dir)
         return data.jitter_dataset(images_a, images_b, self.image_size, batch_size, seed=seed,
-                                   paired=self.paired)
+                                   paired=self.paired, start_batch=start_batch)
 
     def training_figures(self, run_dir, dataset, data_dir=None, count=8):
         """`translations.png` in the run folder: the first test images of the run's data,
