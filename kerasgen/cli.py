@@ -18,26 +18,21 @@ APPLY_ALIASES = ("restore", "translate")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
-def positive_int(text):
-    """argparse type: a whole number of at least 1 (0 is never "unset")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def whole_number(minimum):
+    """An argparse type: a whole number of at least `minimum` (0 is never "unset")."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
 
 
-def non_negative_int(text):
-    """argparse type: a whole number of at least 0 (seeds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+positive_int = whole_number(1)
+non_negative_int = whole_number(0)  # seeds
 
 
 def _parser():
@@ -229,12 +224,14 @@ def _run(args, extra):
         print("\n".join(result.summary()))
         return 0
     if args.command == "sample":
-        model = _model_for(training.load_run, args.run_dir, "sample")
+        model = _model_for(store.load_model, args.run_dir, "sample")
         out = args.out or os.path.join(args.run_dir, "sample.png")
         print(tasks.write_samples(model, out, num_images=args.num, seed=args.seed))
-        for path in tasks.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
-                                            data_dir=args.data_dir, seed=args.seed).values():
-            print(path)
+        if os.path.exists(os.path.join(args.run_dir, training.RUN_CONFIG)):  # a run's data
+            for path in tasks.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
+                                                data_dir=args.data_dir,
+                                                seed=args.seed).values():
+                print(path)
         return 0
     if args.command == "export":
         model = training.load_run(args.run_dir)

@@ -12,6 +12,7 @@ Example:
 
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -219,13 +220,21 @@ def export_tflite(model, path, quantize="none", saved_model_path=None, signature
     return path
 
 
-def interpreter(model_content_or_path):
-    """A LiteRT interpreter for a `.tflite` path or flatbuffer bytes."""
+def interpreter(model_content_or_path, num_threads=None):
+    """A LiteRT interpreter for a `.tflite` path or flatbuffer bytes.
+
+    Args:
+        num_threads: int. CPU threads. Defaults to the cores this process may use (LiteRT's
+            own default is one; two threads ran DnCNN 1.95x faster here).
+    """
     from ai_edge_litert.interpreter import Interpreter
 
+    if num_threads is None:
+        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
     if isinstance(model_content_or_path, (bytes, bytearray)):
-        return Interpreter(model_content=bytes(model_content_or_path))
-    return Interpreter(model_path=str(model_content_or_path))
+        return Interpreter(model_content=bytes(model_content_or_path), num_threads=num_threads)
+    return Interpreter(model_path=str(model_content_or_path), num_threads=num_threads)
 
 
 def tflite_ops(model_content_or_path):

@@ -187,3 +187,20 @@ def test_psnr_of_known_noise_y_conversion_and_shave():
         psnr(clean, clean[:, :7])
     with pytest.raises(ValueError, match="crop_border=4 leaves nothing"):
         psnr(clean, clean, crop_border=4)
+
+
+def test_fd_on_a_fresh_checkout_uses_the_shipped_classifier(tmp_path, data_dir, monkeypatch,
+                                                           capsys):
+    """No `runs/classifier` here: FD/KID/score use saved_models/classifier_mnist."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "gan"
+    training.train("dcgan", dataset="mnist", epochs=1, steps_per_epoch=2, batch_size=16,
+                   out_dir=run, data_dir=data_dir, export_formats=(), verbose=0,
+                   model_options={"latent_dim": 8, "base_filters": 8})
+    assert not (tmp_path / "runs").exists()
+    assert cli.main(["evaluate", str(run), "--metric", "fd", "--num-samples", "300",
+                     "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Frechet distance (domain features, 300 samples, mnist test)")
+    value, floor = (float(part.split(":")[-1]) for part in out.split("   "))
+    assert value > floor > 0

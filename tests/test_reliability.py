@@ -158,7 +158,7 @@ BAD_ARGUMENTS = [
     (["train", "dcgan", "--steps-per-epoch", "0"], "--steps-per-epoch: must be at least 1"),
     (["train", "dcgan", "--image-size", "0"], "--image-size: must be at least 1"),
     (["train", "dcgan", "--epochs", "two"], "expected a whole number, got 'two'"),
-    (["train", "dcgan", "--seed", "-3"], "--seed: must be 0 or more"),
+    (["train", "dcgan", "--seed", "-3"], "--seed: must be at least 0, got -3"),
     (["train", "dcgan", "--quantize", "bogus"], "invalid choice: 'bogus'"),
     (["sample", "RUN", "--num", "0"], "--num: must be at least 1"),
     (["evaluate", "RUN", "--num-samples", "0"], "--num-samples: must be at least 1"),
@@ -218,3 +218,68 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
 def test_cli_quantizations_match_the_export_module():
     assert cli.QUANTIZATIONS == export.QUANTIZATIONS
     assert tf.__version__  # the suite runs on TensorFlow
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("gan") / "run"
+    _train("dcgan", run, epochs=1, steps_per_epoch=1)
+    return run
+
+
+def _bad_files(folder):
+    """Files that apply must refuse, by what is wrong with them."""
+    import PIL.Image
+
+    folder.mkdir()
+    paths = {}
+    paths["16-bit PNG"] = folder / "deep.png"
+    PIL.Image.fromarray(np.full((40, 40), 30000, np.uint16)).save(paths["16-bit PNG"])
+    paths["alpha channel"] = folder / "alpha.png"
+    PIL.Image.fromarray(np.zeros((40, 40, 4), np.uint8), "RGBA").save(paths["alpha channel"])
+    paths["smaller than this network's receptive field"] = folder / "tiny.png"
+    PIL.Image.fromarray(np.zeros((1, 1), np.uint8)).save(paths[
+        "smaller than this network's receptive field"])
+    good = folder / "good.png"
+    PIL.Image.fromarray(np.zeros((60, 60), np.uint8)).save(good)
+    paths["cannot be decoded"] = folder / "truncated.png"
+    paths["cannot be decoded"].write_bytes(good.read_bytes()[:60])
+    paths["not an image"] = folder / "notes.png"
+    paths["not an image"].write_text("hello")
+    paths["no such file"] = folder / "missing.png"
+    return paths
+
+
+@pytest.mark.parametrize("problem", ["16-bit PNG", "alpha channel", "cannot be decoded",
+                                     "not an image", "no such file",
+                                     "smaller than this network's receptive field"])
+def test_apply_refuses_bad_files_and_writes_nothing(problem, tmp_path, capsys):
+    path = _bad_files(tmp_path / "in")[problem]
+    out = tmp_path / "out"
+    assert cli.main(["restore", "dncnn_grey_s25", str(path), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert str(path.name) in error or problem in error, error
+    assert not out.exists()
+
+
+def test_verbs_refuse_the_wrong_kind_of_model_and_other_settings(gan_run, tmp_path, capsys):
+    image = tmp_path / "x.png"
+    tf.io.write_file(str(image), tf.io.encode_png(np.zeros((40, 40, 1), np.uint8)))
+    cases = [
+        (["apply", str(gan_run), str(image), "--out", str(tmp_path / "o")],
+         "which does not apply (generation task); use `kerasgen sample`"),
+        (["sample", "dncnn_grey_s25"], "which does not sample (image-to-image task)"),
+        (["evaluate", "dncnn_grey_s25"], "pass --dataset"),
+        (["evaluate", str(gan_run), "--dataset", "BSD68"], "--dataset names an image-to-image"),
+        (["evaluate", "dncnn_grey_s25", "--dataset", "Set5"], "is a super-resolution set"),
+        (["evaluate", "dncnn_grey_s25", "--dataset", "BSD68", "--direction", "a2b"],
+         "takes no direction option"),
+        (["train", "dcgan", "--out", str(gan_run), "--batch-size", "8", "--image-size", "16",
+          "--steps-per-epoch", "1", "--epochs", "2"], "a run started with other settings"),
+    ]
+    before = sorted(path.name for path in gan_run.rglob("*"))
+    for args, message in cases:
+        assert cli.main(args) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert sorted(path.name for path in gan_run.rglob("*")) == before
+    assert not (tmp_path / "o").exists()

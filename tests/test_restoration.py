@@ -413,3 +413,22 @@ def test_a_12_megapixel_photo_restores_in_bounded_memory(tmp_path):
     assert peak_gb < 3.0, peak_gb
     written = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "big.png"))).numpy()
     assert written.shape == (3000, 4000, 1)
+
+
+def test_bicubic_downscale_runs_with_and_without_onednn():
+    """TensorFlow's reference kernels (oneDNN off, as on AMD CPUs by default) refuse unequal
+    strides; the down-scaler must run, and agree, on both."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from kerasgen.data import restoration as r; "
+            "x = np.random.default_rng(0).uniform(0, 1, (2, 24, 36, 3)).astype('float32'); "
+            "print(float(r.bicubic_downscale(x, 3).numpy().astype('float64').sum()))")
+    sums = []
+    for flag in ("0", "1"):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag}, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        sums.append(float(result.stdout.split()[-1]))
+    assert sums[0] == pytest.approx(sums[1], rel=1e-6)

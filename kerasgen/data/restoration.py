@@ -224,10 +224,12 @@ def bicubic_downscale(images, scale, uint8_passes=False):
     kernel = tf.constant(weights)
     rows = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
     columns = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
-    out = tf.nn.depthwise_conv2d(padded, rows, [1, scale, 1, 1], "VALID")
+    # Unit strides, then every scale-th row (column): TensorFlow's reference kernels (no
+    # oneDNN, e.g. AMD CPUs by default) only take equal strides in both directions.
+    out = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")[:, ::scale]
     if uint8_passes:
         out = tf.clip_by_value(tf.round(out), 0.0, 255.0)
-    return tf.nn.depthwise_conv2d(out, columns, [1, 1, scale, 1], "VALID")
+    return tf.nn.depthwise_conv2d(out, columns, [1, 1, 1, 1], "VALID")[:, :, ::scale]
 
 
 def bicubic_upscale(images, scale, uint8_passes=False):

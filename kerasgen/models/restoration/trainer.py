@@ -287,7 +287,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
         levels = tf.fill([tf.shape(images)[0]], tf.cast(0.0 if sigma is None else sigma,
                                                         tf.float32))
         if height <= tile and width <= tile:
-            return unit_to_uint8(self._restore_compiled(tf.cast(images, tf.float32) / 255.0,
+            return unit_to_uint8(self.restore_graph(tf.cast(images, tf.float32) / 255.0,
                                                         levels))
         margin = self.tile_margin
         core = max(tile - 2 * margin, self.size_multiple)
@@ -300,15 +300,18 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
                 y0, x0 = max(0, top - margin), max(0, left - margin)
                 y1, x1 = min(height, top + core + margin), min(width, left + core + margin)
                 piece = tf.cast(images[:, y0:y1, x0:x1], tf.float32) / 255.0
-                out = self._restore_compiled(piece, levels)
+                out = self.restore_graph(piece, levels)
                 s = self.scale
                 row.append(unit_to_uint8(out[:, (top - y0) * s:(min(top + core, height) - y0) * s,
                                              (left - x0) * s:(min(left + core, width) - x0) * s]))
             rows.append(tf.concat(row, axis=2))
         return tf.concat(rows, axis=1)
 
-    def _restore_compiled(self, images, levels):
-        """`restore_float` as one traced graph (an eager call keeps every layer's output)."""
+    def restore_graph(self, images, levels):
+        """`restore_float` as one traced graph (an eager call keeps every layer's output):
+        float images `[N, H, W, C]` and one noise level per image (any, if unconditioned)."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        levels = tf.convert_to_tensor(levels, tf.float32)
         channels = int(images.shape[-1])  # grey images into a Y model: 1, else the model's
         compiled = self.__dict__.setdefault("_compiled_restore", {})
         if channels not in compiled:
