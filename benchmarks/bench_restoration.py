@@ -161,8 +161,9 @@ def main():
         rows += model_rows
         if args.ship:
             card = model_card(shipped_name, model_name, epochs, model, timing, model_rows, hardware)
-            print("shipped:", store.ship_model(model, shipped_name, card,
-                                                  {"rows": model_rows, "training": timing}))
+            print("shipped:", store.ship_model(
+                model, shipped_name, card, {"rows": model_rows, "training": timing},
+                train_data=registry.get_preset(model_name).dataset))
     lines = [f"{hardware}; budgets as stated per row (200 steps per epoch).", "",
              "| model | set | setting | params | training | PSNR (dB) | SSIM | LiteRT fp32 / int8 "
              "ms per image (input) | anchors (dB) |", "|---|---|---|---|---|---|---|---|---|"]

@@ -53,7 +53,7 @@ class probabilities of `--metric score` for runs on {dataset}, when no
   test images (loss {metrics['test_loss']:.4f}).
 """
     print("shipped:", store.ship_model(result.model, shipped_classifier_name(dataset), card,
-                                       {"rows": [row]}))
+                                       {"rows": [row]}, train_data=dataset))
 
 
 def main():

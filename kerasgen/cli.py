@@ -180,6 +180,15 @@ def _model_for(load, path, verb):
     return model
 
 
+def _list_shipped(store):
+    print("shipped models (kerasgen apply|evaluate|sample NAME; saved_models/):")
+    for name in store.shipped_models():
+        info = store.describe_shipped(name)
+        print(f"  {name:22s} {info['task']:15s} {info['model']:12s} data: {info['data']:10s} "
+              f"{info['figure']}")
+    return 0
+
+
 def _model_help(preset):
     """The model's own options, after the common ones of `kerasgen train --help`."""
     print(f"\n{preset.name}: {preset.description}\nmodel options (the builder's defaults, "
@@ -191,6 +200,10 @@ def _model_help(preset):
 
 
 def _run(args, extra):
+    if args.command == "list" and args.pretrained:  # read from files: no TensorFlow
+        from kerasgen import store
+
+        return _list_shipped(store)
     # Imported here, after parsing, so that `kerasgen --help` and argument errors answer
     # without loading TensorFlow.
     import kerasgen
@@ -203,12 +216,7 @@ def _run(args, extra):
             for name in registry.available_models():
                 print(f"{name:12s} {registry.get_preset(name).description}")
             print()
-        print("shipped models (kerasgen apply|evaluate|sample NAME; saved_models/):")
-        for name in store.shipped_models():
-            info = store.describe_shipped(name)
-            print(f"  {name:22s} {info['task']:15s} {info['model']:12s} data: {info['data']:10s} "
-                  f"{info['figure']}")
-        return 0
+        return _list_shipped(store)
     if args.command == "train":
         preset = registry.get_preset(args.model)
         if args.help:

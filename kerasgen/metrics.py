@@ -46,10 +46,10 @@ def _features(extractor, images):
 
 
 def _feature_size(extractor, num_features):
-    if extractor is not None and hasattr(extractor, "output_shape"):
+    if isinstance(extractor, keras.Model):
         return int(extractor.output_shape[-1])
     if num_features is None:
-        raise ValueError("Pass num_features when the feature extractor has no output_shape.")
+        raise ValueError("Pass num_features when the feature extractor is not a keras.Model.")
     return int(num_features)
 
 

@@ -8,7 +8,7 @@ Example:
 import os
 from pathlib import Path
 
-from kerasgen.training import FINAL_MODEL, load_run, write_json
+from kerasgen.files import FINAL_MODEL, write_json
 
 SAVED_MODELS_ENV = "KERASGEN_SAVED_MODELS"
 
@@ -43,12 +43,16 @@ def deflate_keras_file(path):
     return path
 
 
-def ship_model(model, name, card, metrics=None, folder=None):
+def ship_model(model, name, card, metrics=None, folder=None, train_data=None):
     """Write a trained model into `saved_models/<name>/` with its model card.
 
     The shipped `model.keras` holds the weights and configuration only (no optimizer state,
-    deflate-compressed), beside `MODEL_CARD.md` and, if given, `metrics.json`. Returns the folder.
+    deflate-compressed), beside `MODEL_CARD.md` and `metrics.json` (the given measurements,
+    the model's task and its training data, which `kerasgen list --pretrained` shows).
+    Returns the folder.
     """
+    from kerasgen.tasks import task_of
+
     target = Path(folder or saved_models_dir()) / name
     target.mkdir(parents=True, exist_ok=True)
     inference = model.__class__.from_config(model.get_config())
@@ -58,33 +62,28 @@ def ship_model(model, name, card, metrics=None, folder=None):
     deflate_keras_file(partial)
     partial.replace(target / FINAL_MODEL)
     (target / "MODEL_CARD.md").write_text(card)
-    if metrics is not None:
-        write_json(target / "metrics.json", metrics)
+    write_json(target / "metrics.json", {**(metrics or {}), "task": task_of(model).name,
+                                         "train_data": train_data})
     return target
 
 
 def describe_shipped(name):
-    """`{"name", "model", "task", "data", "figure"}` of a shipped model, from its card's
-    `metrics.json` (no TensorFlow model is loaded)."""
+    """`{"name", "model", "task", "data", "figure"}` of a shipped model, from its
+    `metrics.json` alone (neither TensorFlow nor the model is loaded)."""
     import json
 
-    from kerasgen.registry import get_preset
-
-    folder = saved_models_dir() / name
-    path = folder / "metrics.json"
-    rows = json.loads(path.read_text()).get("rows", []) if path.exists() else []
+    path = saved_models_dir() / name / "metrics.json"
+    measured = json.loads(path.read_text()) if path.exists() else {}
+    rows = measured.get("rows", [])
     row = rows[0] if rows else {}
-    preset = get_preset(row["model"]) if row.get("model") else None
     if "psnr" in row:
         figure = f"{row['dataset']} {row.get('setting', '')}: {row['psnr']:.2f} dB PSNR"
     elif "test_accuracy" in row:
         figure = f"{row['dataset']} test accuracy {100 * row['test_accuracy']:.2f} %"
     else:
         figure = "see MODEL_CARD.md"
-    return {"name": name, "model": row.get("model", "?"),
-            "task": preset.task.name if preset else "?",
-            "data": row.get("train_data") or (preset.dataset if preset else "?"),
-            "figure": figure}
+    return {"name": name, "model": row.get("model", "?"), "task": measured.get("task", "?"),
+            "data": measured.get("train_data", "?"), "figure": figure}
 
 
 def load_model(name_or_run):
@@ -97,4 +96,6 @@ def load_model(name_or_run):
                 f"{name_or_run!r} is neither a run folder nor a shipped model; shipped models: "
                 f"{', '.join(shipped_models()) or 'none found'} (in {saved_models_dir()}).")
         path = shipped
+    from kerasgen.training import load_run
+
     return load_run(path)

@@ -211,7 +211,7 @@ class Classification(LabelledImages):
     exports = False
 
     def finish(self, result, config, source, data_dir):
-        from kerasgen.training import write_json
+        from kerasgen.files import write_json
 
         result.test_metrics = evaluate_classifier(result.model, config, data_dir)
         write_json(result.run_dir / "metrics.json", result.test_metrics)

@@ -25,10 +25,8 @@ from kerasgen import export
 from kerasgen.callbacks import (CorruptFileError, ResumableCheckpoint, StopOnNonFinite,
                                 latest_checkpoint, load_keras_file, load_latest_checkpoint)
 from kerasgen.export import EXPORT_FORMATS, export_model
+from kerasgen.files import FINAL_MODEL, RUN_CONFIG, write_json  # noqa: F401 (training's API)
 from kerasgen.registry import get_preset
-
-RUN_CONFIG = "run_config.json"
-FINAL_MODEL = "model.keras"
 # Settings that may change when a run is resumed; any other change means a different run.
 RESUMABLE_CHANGES = ("epochs",)
 
@@ -72,13 +70,6 @@ class TrainResult:
             )
         lines.append(f"TensorBoard:  tensorboard --logdir {self.run_dir / 'logs'}")
         return lines
-
-
-def write_json(path, value):
-    """Write JSON atomically (a temporary name, then a rename)."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(value, indent=2, sort_keys=True))
-    partial.replace(path)
 
 
 def _check_resumable(run_dir, config):

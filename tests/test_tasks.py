@@ -44,7 +44,7 @@ def test_task_of_dispatches_on_the_contract():
 
     assert tasks.task_of(build_classifier((8, 8, 1), 3)) is tasks.CLASSIFICATION
     # The CLI options of a contract method come from its signature.
-    assert set(tasks.method_options(denoiser.apply)) == {"sigma", "scale"}
+    assert set(tasks.method_options(denoiser.apply)) == {"sigma", "scale", "tile"}
     assert set(tasks.method_options(denoiser.benchmark)) == {"sigma", "scale"}
 
 
