@@ -195,7 +195,8 @@ def _model_help(preset):
           "with the preset's overrides):")
     for option in preset.options().values():
         if option.type is not None:
-            print(f"  {option.flag} {option.type.__name__.upper():6s} default: {option.default}")
+            usage = f"{option.flag} {option.type.__name__.upper()}"
+            print(f"  {usage:26s} default: {option.default}")
     return 0
 
 

@@ -223,18 +223,37 @@ def export_tflite(model, path, quantize="none", saved_model_path=None, signature
 def interpreter(model_content_or_path, num_threads=None):
     """A LiteRT interpreter for a `.tflite` path or flatbuffer bytes.
 
+    Dynamic-range (`quantize="dynamic"`) files run without LiteRT's default XNNPACK delegate:
+    with it, every call after the first returned wrong images here (up to 255 levels off, on
+    the DCGAN generator; ai-edge-litert with XNNPACK, 1 or 2 threads), and without it every
+    call matched Keras. Apps running such a file should do the same
+    (`experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`).
+
     Args:
         num_threads: int. CPU threads. Defaults to the cores this process may use (LiteRT's
             own default is one; two threads ran DnCNN 1.95x faster here).
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     if num_threads is None:
         num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
-    if isinstance(model_content_or_path, (bytes, bytearray)):
-        return Interpreter(model_content=bytes(model_content_or_path), num_threads=num_threads)
-    return Interpreter(model_path=str(model_content_or_path), num_threads=num_threads)
+    source = ({"model_content": bytes(model_content_or_path)}
+              if isinstance(model_content_or_path, (bytes, bytearray))
+              else {"model_path": str(model_content_or_path)})
+    plain = Interpreter(**source, num_threads=num_threads,
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    if is_dynamic_range(plain):
+        return plain
+    return Interpreter(**source, num_threads=num_threads)
+
+
+def is_dynamic_range(runner):
+    """Whether an interpreter's model is dynamic-range quantized: int8 weights, float
+    activations (no QUANTIZE op, which full-int8 models have)."""
+    ops = {op["op_name"] for op in runner._get_ops_details()}
+    int8 = any(tensor["dtype"] == np.int8 for tensor in runner.get_tensor_details())
+    return int8 and "QUANTIZE" not in ops
 
 
 def tflite_ops(model_content_or_path):

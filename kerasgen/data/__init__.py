@@ -135,17 +135,18 @@ def dataset_from_arrays(images, labels=None, batch_size=64, shuffle=True, seed=0
     use_labels = labels is not None if with_labels is None else with_labels
     elements = (images, labels) if use_labels else images
     if repeat:
-        dataset = _endless_indices(len(images), shuffle, seed, start_batch * batch_size)
+        # Batches of indices, then one gather per batch.
         stored = tf.nest.map_structure(tf.constant, elements)
-        dataset = dataset.map(lambda index: tf.nest.map_structure(
-            lambda array: tf.gather(array, index), stored))
+        dataset = _endless_indices(len(images), shuffle, seed, start_batch * batch_size).batch(
+            batch_size, drop_remainder=drop_remainder).map(
+            lambda index: tf.nest.map_structure(lambda array: tf.gather(array, index), stored))
     else:
         if start_batch:
             raise DataError("start_batch needs repeat=True (an endless, seeded stream).")
         dataset = tf.data.Dataset.from_tensor_slices(elements)
         if shuffle:
             dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if use_labels:
         dataset = dataset.map(lambda x, y: (to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     else:
