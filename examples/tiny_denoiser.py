@@ -30,8 +30,8 @@ def build_tiny_denoiser(sigma: float = 25.0, num_filters: int = 16, patch_size: 
                         seed=0):
     """What the registry calls: every hyperparameter is defined here, once."""
     return Restorer(build_autoencoder(num_filters=num_filters, seed=seed),
-                    GaussianNoise(sigma=sigma), patch_size=patch_size, min_size=2,
-                    size_multiple=2, seed=seed)
+                    GaussianNoise(sigma=sigma), patch_size=patch_size,
+                    min_size=9, size_multiple=2, seed=seed)  # receptive field, stride
 
 
 PRESETS = {
