@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kerasgen.data import to_uint8
@@ -90,7 +89,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if not is_finite_logs(logs) or not all(
-                np.isfinite(np.asarray(weight.numpy(), np.float64)).all()
+                bool(tf.reduce_all(tf.math.is_finite(weight.value)))  # no host copy
                 for weight in self.model.weights if "float" in str(weight.dtype)):
             return  # a diverged epoch: the previous checkpoint stays the resume point
         self.directory.mkdir(parents=True, exist_ok=True)

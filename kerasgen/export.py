@@ -233,33 +233,45 @@ def interpreter(model_content_or_path, num_threads=None):
         num_threads: int. CPU threads. Defaults to the cores this process may use (LiteRT's
             own default is one; two threads ran DnCNN 1.95x faster here).
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import Interpreter
 
     if num_threads is None:
         num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
-    source = ({"model_content": bytes(model_content_or_path)}
-              if isinstance(model_content_or_path, (bytes, bytearray))
-              else {"model_path": str(model_content_or_path)})
-    plain = Interpreter(**source, num_threads=num_threads,
-                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    plain = _plain_interpreter(model_content_or_path, num_threads)
     if is_dynamic_range(plain):
         return plain
-    return Interpreter(**source, num_threads=num_threads)
+    return Interpreter(**_model_source(model_content_or_path), num_threads=num_threads)
+
+
+def _model_source(model_content_or_path):
+    if isinstance(model_content_or_path, (bytes, bytearray)):
+        return {"model_content": bytes(model_content_or_path)}
+    return {"model_path": str(model_content_or_path)}
+
+
+def _plain_interpreter(model_content_or_path, num_threads=1):
+    """An interpreter without LiteRT's default delegates (also enough to inspect a model)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    return Interpreter(**_model_source(model_content_or_path), num_threads=num_threads,
+                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+
+def _op_names(runner):
+    return {op["op_name"] for op in runner._get_ops_details()}
 
 
 def is_dynamic_range(runner):
     """Whether an interpreter's model is dynamic-range quantized: int8 weights, float
     activations (no QUANTIZE op, which full-int8 models have)."""
-    ops = {op["op_name"] for op in runner._get_ops_details()}
     int8 = any(tensor["dtype"] == np.int8 for tensor in runner.get_tensor_details())
-    return int8 and "QUANTIZE" not in ops
+    return int8 and "QUANTIZE" not in _op_names(runner)
 
 
 def tflite_ops(model_content_or_path):
     """Names of the ops in a TFLite model."""
-    runner = interpreter(model_content_or_path)
-    return sorted({op["op_name"] for op in runner._get_ops_details()})
+    return sorted(_op_names(_plain_interpreter(model_content_or_path)))
 
 
 def check_tflite_ops(model_content_or_path):
