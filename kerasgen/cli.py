@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 APPLY_ALIASES = ("restore", "translate")
 # kerasgen.export.QUANTIZATIONS, written here so that parsing needs no TensorFlow.
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+from kerasgen.cluster import STRATEGIES  # noqa: E402 (no TensorFlow)
 
 
 def whole_number(minimum):
@@ -65,6 +66,10 @@ def _parser():
     train.add_argument("--out", help="run folder (default: runs/<model>)")
     train.add_argument("--quantize", default="none", choices=QUANTIZATIONS,
                        help="TFLite variant to export")
+    train.add_argument("--strategy", default="none", choices=STRATEGIES,
+                       help="tf.distribute strategy: none (one device), mirrored (all local "
+                            "GPUs), multi_worker (the cluster in $TF_CONFIG; run the same "
+                            "command on every worker)")
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples from a generative run (VAEs: also "
@@ -165,6 +170,9 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"kerasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `kerasgen list | head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _model_for(load, path, verb):
@@ -182,9 +190,11 @@ def _model_for(load, path, verb):
 
 def _list_shipped(store):
     print("shipped models (kerasgen apply|evaluate|sample NAME; saved_models/):")
-    for name in store.shipped_models():
+    names = store.shipped_models()
+    width = max(map(len, names), default=0)
+    for name in names:
         info = store.describe_shipped(name)
-        print(f"  {name:22s} {info['task']:15s} {info['model']:12s} data: {info['data']:10s} "
+        print(f"  {name:{width}s} {info['task']:15s} {info['model']:12s} data: {info['data']:10s} "
               f"{info['figure']}")
     return 0
 
@@ -200,23 +210,42 @@ def _model_help(preset):
     return 0
 
 
-def _run(args, extra):
-    if args.command == "list" and args.pretrained:  # read from files: no TensorFlow
-        from kerasgen import store
+def _list_registered(listing):
+    for entry in listing:
+        print(f"{entry['name']:12s} {entry['task']:15s} {entry['description']}")
+    print()
 
+
+def _run(args, extra):
+    from kerasgen import cluster, model_index, store
+
+    # Answered from files, without TensorFlow: the shipped models' cards, and the registry's
+    # listing as cached by the last command that imported it (`kerasgen.model_index`).
+    listing = None if args.command == "list" and args.pretrained else model_index.read()
+    if args.command == "list" and (args.pretrained or listing is not None):
+        if not args.pretrained:
+            _list_registered(listing)
         return _list_shipped(store)
+    if args.command == "train" and args.strategy == "multi_worker":
+        cluster.read_tf_config()
+    if args.command == "train" and listing is not None:
+        names = [entry["name"] for entry in listing]
+        if args.model not in names:
+            raise model_index.unknown_model(args.model, names)
     # Imported here, after parsing, so that `kerasgen --help` and argument errors answer
     # without loading TensorFlow.
     import kerasgen
 
     kerasgen._import_tensorflow_quietly()
-    from kerasgen import registry, store, tasks, training
+    from kerasgen import distribute
 
+    # Before any TensorFlow op: a multi-worker strategy configures the collectives first.
+    strategy = distribute.make_strategy(args.strategy) if args.command == "train" else None
+    from kerasgen import registry, tasks, training
+
+    model_index.write(registry.MODELS)
     if args.command == "list":
-        if not args.pretrained:
-            for name in registry.available_models():
-                print(f"{name:12s} {registry.get_preset(name).description}")
-            print()
+        _list_registered(model_index.entries(registry.MODELS))
         return _list_shipped(store)
     if args.command == "train":
         preset = registry.get_preset(args.model)
@@ -228,7 +257,7 @@ def _run(args, extra):
             args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             steps_per_epoch=args.steps_per_epoch, seed=args.seed, out_dir=args.out,
             image_size=args.image_size, data_dir=args.data_dir, quantize=args.quantize,
-            model_options=options,
+            model_options=options, strategy=strategy,
         )
         print("\n".join(result.summary()))
         return 0

@@ -10,6 +10,8 @@ holds the same copy of the model's `SeedGenerator`.
 
 import tensorflow as tf
 
+from kerasgen.cluster import STRATEGIES, is_chief, read_tf_config
+
 
 class ReplicaBatch:
     """The replica's place in the global batch; build one per `train_step` call."""
@@ -36,3 +38,61 @@ class ReplicaBatch:
         start = self.replica_id * self.local_batch_size
         return global_values[start:start + self.local_batch_size]
 
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy of `kerasgen train --strategy NAME` (None for `"none"`).
+
+    `"mirrored"`: one replica per local GPU (or the CPU). `"multi_worker"`:
+    `MultiWorkerMirroredStrategy` over the cluster in `TF_CONFIG` (`kerasgen.cluster`); it must
+    be created before TensorFlow runs any op, as the CLI does.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}.")
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        read_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return None
+
+
+def worker_role(strategy):
+    """`(is_chief, task_type, task_index)` of this process under `strategy` (None: single)."""
+    resolver = None if strategy is None else strategy.cluster_resolver
+    if resolver is None or not resolver.task_type:
+        return True, None, 0
+    cluster = resolver.cluster_spec().as_dict()
+    return (is_chief(resolver.task_type, resolver.task_id, cluster), resolver.task_type,
+            resolver.task_id)
+
+
+def gather_from_replicas(strategy, value):
+    """`value` (a whole number) as every replica of `strategy` has it, in replica order.
+
+    A collective: under `MultiWorkerMirroredStrategy` every worker must call it.
+    """
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant([value], tf.int64))
+    return strategy.gather(values, axis=0).numpy().tolist()
+
+
+def step_logs(metrics):
+    """What a `train_step` returns: `{tracker name: result}`.
+
+    Under a multi-worker `MultiWorkerMirroredStrategy` each result gets a leading axis of
+    length 1: Keras 3 reduces a multi-worker step's logs with `strategy.reduce("MEAN", value,
+    axis=0)`, which fails on scalars (https://github.com/tensorflow/tensorflow/issues/72388);
+    with the axis it averages the replicas' results and gives back a scalar.
+    """
+    logs = {metric.name: metric.result() for metric in metrics}
+    if tf.distribute.in_cross_replica_context() or not _multi_worker(tf.distribute.get_strategy()):
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
+def _multi_worker(strategy):
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    cluster = strategy.cluster_resolver.cluster_spec()
+    return sum(cluster.num_tasks(job) for job in cluster.jobs) > 1

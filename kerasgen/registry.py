@@ -4,6 +4,7 @@ Adding a family: its module(s) under `kerasgen/models/`, one line here, one test
 README's "Adding a model"). Names registered twice are refused.
 """
 
+from kerasgen.model_index import unknown_model
 from kerasgen.models import (classifier, conditional_gan, dcgan, restoration, translation, vae,
                              wgan_gp)
 
@@ -42,7 +43,7 @@ def register(presets, models=None):
 def get_preset(name):
     """The `ModelPreset` registered as `name`; unknown names list the valid ones."""
     if name not in MODELS:
-        raise ValueError(f"Unknown model {name!r}. Valid models: {', '.join(sorted(MODELS))}.")
+        raise unknown_model(name, MODELS)
     return MODELS[name]
 
 def available_models():

@@ -14,14 +14,18 @@ Run folder layout:
     saved_model/<name>/<version>/, <name>[_<quantize>].tflite   exports
 """
 
+import contextlib
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 
 from kerasgen import export
+from kerasgen.distribute import gather_from_replicas, worker_role
 from kerasgen.callbacks import (CorruptFileError, ResumableCheckpoint, StopOnNonFinite,
                                 latest_checkpoint, load_keras_file, load_latest_checkpoint)
 from kerasgen.export import EXPORT_FORMATS, export_model
@@ -47,9 +51,13 @@ class TrainResult:
     saved_model: Path = None
     tflite: Path = None
     tflite_report: dict = None
+    worker: str = None  # "worker 1" on a multi-worker run's other workers, which write nothing
 
     def summary(self):
         """Human-readable lines naming every artefact."""
+        if self.worker:
+            return [f"{self.worker}: trained in step with the chief, which writes the run "
+                    f"folder {self.run_dir}."]
         lines = [f"run folder:   {self.run_dir}", f"checkpoint:   {self.keras_path}"]
         if self.samples_png:
             lines.append(f"samples:      {self.samples_png}")
@@ -104,6 +112,7 @@ def train(
     verbose="auto",
     callbacks=(),
     model_options=None,
+    strategy=None,
 ):
     """Train a registered model, resuming its run folder if it holds a checkpoint.
 
@@ -130,6 +139,11 @@ def train(
         callbacks: list of extra `keras.callbacks.Callback`.
         model_options: dict. Overrides of the builder's options (`ModelPreset.options()`, e.g.
             `{"sigma": 50}` for `dncnn`, `{"scale": 4}` for `espcn`). Defaults to None.
+        strategy: a `tf.distribute.Strategy` to train under (see
+            `kerasgen.distribute.make_strategy`), created before TensorFlow runs any op.
+            Under `MultiWorkerMirroredStrategy` every worker runs this same call; the chief
+            writes `out_dir`, the others read it (to resume; it must be on storage they all
+            see) and write into a scratch folder they delete. Defaults to None (one device).
 
     Returns:
         A `TrainResult`.
@@ -163,15 +177,51 @@ def train(
     # Everything that can refuse the run (data, options, a checkpoint) before anything is
     # written into the run folder.
     source = task.load(preset, config, data_dir)
-    model, initial_epoch, checkpoint = load_latest_checkpoint(run_dir / "checkpoints")
-    if model is None:
-        model = task.build(preset, config, source, model_kwargs, seed)
-        if preset.compile is not None:
-            preset.compile(model)
-        else:
-            model.compile()
+    chief, task_type, task_index = worker_role(strategy)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model, initial_epoch, checkpoint = load_latest_checkpoint(run_dir / "checkpoints")
+        if model is None:
+            model = task.build(preset, config, source, model_kwargs, seed)
+            if preset.compile is not None:
+                preset.compile(model)
+            else:
+                model.compile()
+    if task_type is not None:
+        _check_same_start(strategy, initial_epoch, run_dir)
     train_data, steps_per_epoch = task.training_data(model, config, source, data_dir,
                                                      initial_epoch)
+    if chief:
+        return _train_into(run_dir, model, initial_epoch, checkpoint, preset, config, source,
+                           data_dir, train_data, steps_per_epoch, verbose, callbacks,
+                           export_formats, quantize)
+    # The other workers run the same callbacks (saving reads synchronised variables, which
+    # is collective, so every worker must save) into a scratch folder, and export nothing.
+    scratch = Path(tempfile.mkdtemp(prefix=f"kerasgen-{task_type}{task_index}-"))
+    try:
+        result = _train_into(scratch, model, initial_epoch, checkpoint, preset, config, source,
+                             data_dir, train_data, steps_per_epoch, verbose, callbacks, (),
+                             quantize)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dataclasses.replace(result, run_dir=run_dir, keras_path=None,
+                               worker=f"{task_type} {task_index}")
+
+
+def _check_same_start(strategy, initial_epoch, run_dir):
+    """Refuse a multi-worker run whose workers found different resume points (a collective)."""
+    starts = sorted(set(gather_from_replicas(strategy, initial_epoch)))
+    if len(starts) > 1:
+        raise ValueError(
+            f"The workers would resume {run_dir} from different epochs ({starts}): each worker "
+            "reads the run folder, so put --out on storage every worker sees (or remove the "
+            "checkpoints on all of them to start afresh).")
+
+
+def _train_into(run_dir, model, initial_epoch, checkpoint, preset, config, source, data_dir,
+                train_data, steps_per_epoch, verbose, callbacks, export_formats, quantize):
+    """`fit` with the run's callbacks, writing into `run_dir`; then the final model, the
+    task's figures and metrics, and the exports."""
+    task = preset.task
     with RunLock(run_dir):
         write_json(run_dir / RUN_CONFIG, config)
         if checkpoint is not None:
@@ -211,7 +261,7 @@ def train(
         task.finish(result, config, source, data_dir)
         if task.exports and export_formats:
             result.saved_model, result.tflite, result.tflite_report = export_model(
-                model, run_dir, model_name, export_formats, quantize)
+                model, run_dir, preset.name, export_formats, quantize)
     return result
 
 

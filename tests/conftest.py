@@ -1,9 +1,12 @@
 """Shared test set-up: two logical CPUs (for MirroredStrategy tests) and small fixtures."""
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The registry listing cache (`kerasgen.model_index`) of this test session, not the user's.
+os.environ.setdefault("KERASGEN_CACHE_DIR", tempfile.mkdtemp(prefix="kerasgen-cache-"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -38,6 +38,46 @@ def test_list_and_unknown_model_errors(capsys):
         registry.get_preset("stylegan9")
 
 
+NO_TENSORFLOW = """
+import sys
+sys.argv[0] = "kerasgen"  # as the console script: nothing imported before the arguments
+from kerasgen import cli
+code = cli.main(sys.argv[1:])
+print("tensorflow imported:", "tensorflow" in sys.modules, "exit:", code)
+"""
+
+
+def test_list_and_model_names_answer_without_tensorflow(tmp_path, monkeypatch, capsys):
+    from kerasgen import model_index
+
+    monkeypatch.setenv(model_index.CACHE_ENV, str(tmp_path))
+
+    def listed(*args):
+        run = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, *args], capture_output=True,
+                             text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                             timeout=300)
+        return run.stdout, run.stderr
+
+    (tmp_path / "models-0123.json").write_text("[]")  # another source's listing: ignored
+    assert model_index.read() is None
+    cold, _ = listed("list")  # no listing for this source yet: the registry is imported
+    assert "tensorflow imported: True exit: 0" in cold
+    assert [path.name for path in tmp_path.iterdir()] == [model_index._path().name]
+    warm, _ = listed("list")
+    assert "tensorflow imported: False exit: 0" in warm
+    assert warm == cold.replace("imported: True", "imported: False")
+    assert model_index.read() == model_index.entries(registry.MODELS)
+    out, err = listed("train", "dcgann", "--out", str(tmp_path / "run"))
+    assert "tensorflow imported: False exit: 2" in out
+    assert "Unknown model 'dcgann'. Valid models: beta_vae, cgan," in err
+    assert not (tmp_path / "run").exists()
+
+    model_index._path().write_text('[{"name": "dcg')  # a torn file: imported again
+    assert model_index.read() is None
+    assert cli.main(["list"]) == 0 and "dcgan" in capsys.readouterr().out
+    assert model_index.read() == model_index.entries(registry.MODELS)  # and rewritten
+
+
 def test_train_sample_export_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
     result = _kerasgen("train", "dcgan", "--epochs", "2", "--out", str(run_dir), *TINY, timeout=600)

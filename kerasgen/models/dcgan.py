@@ -19,7 +19,7 @@ from keras import layers
 
 from kerasgen import losses
 from kerasgen.data import to_uint8
-from kerasgen.distribute import ReplicaBatch
+from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import LatentSampling, NetworkOptimizers, SeededModel, latents_from_seeds
 from kerasgen.models.preset import ModelPreset
@@ -300,7 +300,7 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
         # 4. Track per-example losses: the trackers' SUM-on-read totals give global means.
         self.d_loss_tracker.update_state(d_per_example)
         self.g_loss_tracker.update_state(g_per_example)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs(self.metrics)
 
     def get_config(self):
         config = super().get_config()

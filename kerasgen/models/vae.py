@@ -24,7 +24,7 @@ from keras import layers
 
 from kerasgen import distributions
 from kerasgen.data import unit_to_uint8
-from kerasgen.distribute import ReplicaBatch
+from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.layers import LabelEmbedding
 from kerasgen.models.base import (LatentSampling, SeededModel, SingleOptimizer, latents_from_seeds,
@@ -310,7 +310,7 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs(self.metrics)
 
     def train_step(self, data):
         return self._step(data, training=True)

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from kerasgen import losses
-from kerasgen.distribute import ReplicaBatch
+from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.models.dcgan import DCGAN, build_discriminator, build_generator, ema_copy
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation
@@ -107,7 +107,7 @@ class WGANGP(DCGAN):
         self.d_loss_tracker.update_state(d_per_example)
         self.g_loss_tracker.update_state(g_per_example)
         self.gp_tracker.update_state(penalty)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs(self.metrics)
 
     def get_config(self):
         config = super().get_config()

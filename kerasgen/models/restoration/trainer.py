@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from kerasgen.data import pad_to_multiple, unit_to_uint8
 from kerasgen.data import restoration as data
-from kerasgen.distribute import ReplicaBatch
+from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import SeededModel, SingleOptimizer
 from kerasgen.tasks import ImageToImageModel
@@ -154,7 +154,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
                              axis=[1, 2, 3])
         self.loss_tracker.update_state(per_image)
         self.psnr_tracker.update_state(-10.0 * tf.math.log(tf.maximum(mse, 1e-10)) / np.log(10.0))
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs(self.metrics)
 
     def train_step(self, data_batch):
         return self._step(data_batch, training=True)

@@ -15,7 +15,7 @@ import tensorflow as tf
 from kerasgen import losses
 from kerasgen.data import pad_to_multiple, to_float, to_uint8
 from kerasgen.data import translation as data
-from kerasgen.distribute import ReplicaBatch
+from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.layers import ImagePool
 from kerasgen.models.base import NetworkOptimizers, SeededModel
@@ -340,7 +340,7 @@ class CycleGAN(Translator, SeededModel):
         self.identity_loss_tracker.update_state(identity)
         self.d_a_loss_tracker.update_state(d_a_per_example)
         self.d_b_loss_tracker.update_state(d_b_per_example)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs(self.metrics)
 
 
 
@@ -471,7 +471,7 @@ class Pix2Pix(Translator, SeededModel):
         self.d_loss_tracker.update_state(d_per_example)
         self.g_gan_loss_tracker.update_state(gan_per_example)
         self.l1_loss_tracker.update_state(l1)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return step_logs(self.metrics)
 
 
 
