@@ -6,6 +6,21 @@ import sys
 __version__ = "0.1.0"
 
 
+class MissingTensorFlow(ImportError):
+    """No TensorFlow in this environment: kerasgen installs it only through an extra."""
+
+
+def _require_tensorflow():
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise MissingTensorFlow(
+            "kerasgen needs TensorFlow >= 2.16, and this environment has none. Install it with "
+            "kerasgen: pip install 'kerasgen[cpu]' (CPU) or 'kerasgen[gpu]' (NVIDIA GPUs, "
+            "CUDA included); from a checkout: pip install -e '.[cpu]'. A TensorFlow you "
+            "install yourself (tensorflow, tensorflow-cpu) works as well.")
+
+
 def _import_tensorflow_quietly():
     """Import TensorFlow with its start-up lines hidden when `TF_CPP_MIN_LOG_LEVEL` asks so.
 
@@ -14,6 +29,7 @@ def _import_tensorflow_quietly():
     defaults the variable to 2; set it to 0 to see everything. An import that fails prints
     what was hidden.
     """
+    _require_tensorflow()
     if _COMMAND:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0"):

@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 APPLY_ALIASES = ("restore", "translate")
 # kerasgen.export.QUANTIZATIONS, written here so that parsing needs no TensorFlow.
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+from kerasgen import MissingTensorFlow  # noqa: E402 (no TensorFlow)
 from kerasgen.cluster import STRATEGIES  # noqa: E402 (no TensorFlow)
 
 
@@ -170,6 +171,9 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"kerasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except MissingTensorFlow as error:  # it names the extras to install
+        print(f"kerasgen {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. `kerasgen list | head`: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -191,20 +191,24 @@ def train(
     train_data, steps_per_epoch = task.training_data(model, config, source, data_dir,
                                                      initial_epoch)
     if chief:
-        return _train_into(run_dir, model, initial_epoch, checkpoint, preset, config, source,
-                           data_dir, train_data, steps_per_epoch, verbose, callbacks,
-                           export_formats, quantize)
-    # The other workers run the same callbacks (saving reads synchronised variables, which
-    # is collective, so every worker must save) into a scratch folder, and export nothing.
-    scratch = Path(tempfile.mkdtemp(prefix=f"kerasgen-{task_type}{task_index}-"))
-    try:
-        result = _train_into(scratch, model, initial_epoch, checkpoint, preset, config, source,
-                             data_dir, train_data, steps_per_epoch, verbose, callbacks, (),
-                             quantize)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return dataclasses.replace(result, run_dir=run_dir, keras_path=None,
-                               worker=f"{task_type} {task_index}")
+        result = _train_into(run_dir, model, initial_epoch, checkpoint, preset, config, source,
+                             data_dir, train_data, steps_per_epoch, verbose, callbacks,
+                             export_formats, quantize)
+    else:
+        # The other workers run the same callbacks (saving reads synchronised variables,
+        # which is collective, so every worker saves) into a scratch folder; no exports.
+        scratch = Path(tempfile.mkdtemp(prefix=f"kerasgen-{task_type}{task_index}-"))
+        try:
+            result = _train_into(scratch, model, initial_epoch, checkpoint, preset, config,
+                                 source, data_dir, train_data, steps_per_epoch, verbose,
+                                 callbacks, (), quantize)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        result = dataclasses.replace(result, run_dir=run_dir, keras_path=None,
+                                     worker=f"{task_type} {task_index}")
+    if task_type is not None:  # no worker leaves while the chief still exports
+        gather_from_replicas(strategy, 0)
+    return result
 
 
 def _check_same_start(strategy, initial_epoch, run_dir):

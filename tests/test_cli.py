@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from kerasgen import cli, registry, training
 from kerasgen.callbacks import latest_checkpoint
+from tests.conftest import REPO_ROOT
 
 TINY = ["--image-size", "16", "--batch-size", "32", "--steps-per-epoch", "3"]
 
@@ -185,3 +186,36 @@ def test_vae_train_resume_evaluate_nll_and_figures(tmp_path, data_dir, capsys):
         assert (tmp_path / "figs" / name).stat().st_size > 1000, name
     assert cli.main(["evaluate", str(run_dir), "--metric", "nll", "--k", "0"]) == 2
     assert "--k must be at least 1" in capsys.readouterr().err
+
+
+def test_tensorflow_comes_from_an_extra_so_an_existing_one_is_kept():
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements):
+        return {re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower()
+                for requirement in requirements}
+
+    tensorflows = {"tensorflow", "tensorflow-cpu"}
+    assert not names(project["dependencies"]) & tensorflows  # GPU tensorflow stays the only one
+    extras = project["optional-dependencies"]
+    assert names(extras["cpu"]) == tensorflows  # tensorflow-cpu on x86_64, tensorflow elsewhere
+    assert extras["gpu"] == ["tensorflow[and-cuda]>=2.16"]
+
+
+def test_without_tensorflow_the_cli_names_the_extras(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    import kerasgen
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "tensorflow"
+                        else real_find_spec(name, *args))
+    with pytest.raises(kerasgen.MissingTensorFlow, match=r"pip install 'kerasgen\[cpu\]'"):
+        kerasgen._require_tensorflow()
+    assert cli.main(["train", "dcgan", "--out", str(tmp_path / "run")]) == 1
+    assert "kerasgen[gpu]" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
