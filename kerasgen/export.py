@@ -37,11 +37,22 @@ class ServingSpec:
         endpoints: dict. Signature name -> `(function, [tf.TensorSpec, ...])`; each function
             returns a dict of named outputs, each spec carries the input's name.
         default: str. The endpoint that is also `serving_default` and that TFLite converts.
+        quantizations: tuple. The TFLite variants this model's graph converts to and runs
+            in LiteRT. Defaults to all of `QUANTIZATIONS`.
     """
 
     networks: list
     endpoints: dict
     default: str
+    quantizations: tuple = QUANTIZATIONS
+
+
+def check_quantization(model, quantize):
+    """Refuse a TFLite variant the model's graph does not support, naming the ones it does."""
+    supported = model.serving_spec().quantizations
+    if quantize not in supported:
+        raise ValueError(f"A {model.name!r} model does not export quantize={quantize!r} TFLite "
+                         f"files; it exports {', '.join(supported)}.")
 
 
 def export_saved_model(model, export_dir, name, version=1):
@@ -198,6 +209,7 @@ def export_tflite(model, path, quantize="none", saved_model_path=None, signature
             model's default endpoint.
     """
     path = Path(path)
+    check_quantization(model, quantize)
     spec = model.serving_spec()
     signature, (_, input_signature) = _endpoint(spec, signature)
     names = [tensor_spec.name for tensor_spec in input_signature]

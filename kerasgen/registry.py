@@ -5,8 +5,8 @@ README's "Adding a model"). Names registered twice are refused.
 """
 
 from kerasgen.model_index import unknown_model
-from kerasgen.models import (classifier, conditional_gan, dcgan, restoration, translation, vae,
-                             wgan_gp)
+from kerasgen.models import (classifier, conditional_gan, dcgan, inpainting, restoration,
+                             translation, vae, wgan_gp)
 
 
 def merge_presets(*families):
@@ -31,6 +31,7 @@ MODELS = merge_presets(
     vae.PRESETS,
     restoration.PRESETS,
     translation.PRESETS,
+    inpainting.PRESETS,
 )
 
 def register(presets, models=None):

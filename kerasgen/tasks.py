@@ -57,7 +57,7 @@ class ImageToImageModel:
     Keras' own `evaluate` keeps its meaning). The keyword options of `apply` and `benchmark`
     (e.g. `sigma`, `direction`) become the CLI flags of `kerasgen apply` and `kerasgen
     evaluate`. Optional: `check_apply_options`,
-    `read_image` and `training_figures`.
+    `read_image`, `read_inputs` (per-file inputs beside the image) and `training_figures`.
     """
 
     def apply(self, images, **options):
@@ -75,6 +75,11 @@ class ImageToImageModel:
         from kerasgen.data.sources import decode_image_file
 
         return self.check_images(decode_image_file(path))[0]
+
+    def read_inputs(self, path, **options):
+        """`(image, options for this file)`: what `apply` gets for one input file. Models
+        whose inputs come in several files (an inpainter's mask) pair them here."""
+        return self.read_image(path), options
 
     def training_data(self, dataset, batch_size, seed=0, data_dir=None, start_batch=0):
         """An endless `tf.data.Dataset` of training batches, a function of the seed and the
@@ -97,8 +102,9 @@ def apply_files(model, paths, out_dir, overwrite=False, on_written=None, **optio
     from kerasgen.data import map_image_files
 
     options = model.check_apply_options(**options)
-    return map_image_files(lambda image: model.apply(image, **options)[0], paths, out_dir,
-                           read=model.read_image, overwrite=overwrite, on_written=on_written)
+    return map_image_files(lambda inputs: model.apply(inputs[0], **inputs[1])[0], paths,
+                           out_dir, read=lambda path: model.read_inputs(path, **options),
+                           overwrite=overwrite, on_written=on_written)
 
 
 # --- the tasks -----------------------------------------------------------------------------

@@ -186,6 +186,8 @@ def train(
                 preset.compile(model)
             else:
                 model.compile()
+    if task.exports and "tflite" in (export_formats or ()):
+        export.check_quantization(model, quantize)  # before training, not after
     if task_type is not None:
         _check_same_start(strategy, initial_epoch, run_dir)
     train_data, steps_per_epoch = task.training_data(model, config, source, data_dir,

@@ -31,7 +31,7 @@ def test_list_and_unknown_model_errors(capsys):
     assert "dncnn_grey_s25" in shipped and "28.52 dB" in shipped  # the measured figure
     assert listed == ["beta_vae", "cgan", "classifier", "cvae", "cyclegan", "dcgan", "dncnn",
                       "dncnn_blind", "dncnn_color", "edsr", "espcn", "ffdnet", "ffdnet_color",
-                      "fsrcnn", "iwae", "pix2pix", "vae", "wgan_gp"]
+                      "fsrcnn", "iwae", "pconv_unet", "pix2pix", "vae", "wgan_gp"]
     valid = "Valid models: " + ", ".join(listed)
     assert cli.main(["train", "stylegan9"]) == 2
     assert f"Unknown model 'stylegan9'. {valid}" in capsys.readouterr().err

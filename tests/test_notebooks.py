@@ -104,3 +104,20 @@ OUT_DIR = "translation"
     assert outputs.count("max |diff| vs Keras") == 2 and "Flex ops: []" in outputs
     assert "pix2pix test L1" in outputs and "LiteRT translate on 75x93" in outputs
     assert (tmp_path / "translation" / "pix2pix" / "translations.png").exists()
+
+
+def test_inpainting_notebook(tmp_path):
+    outputs = run_notebook("06_inpainting.ipynb", """DATA_DIR = None
+TRAIN_DATA = "photos"
+EVAL_DATA = "photos"
+EPOCHS = 1
+STEPS_PER_EPOCH = 2
+BATCH_SIZE = 4
+MODEL_OPTIONS = {"depth": 3, "num_filters": 8, "patch_size": 32}
+NUM_EVAL_IMAGES = 2
+OUT_DIR = "inpainting"
+""", tmp_path)
+    assert "photos, freeform holes, 2 images" in outputs and "biharmonic" in outputs
+    assert "inpaint          {'image': ('uint8', [None, None, None, 3])" in outputs
+    assert "known pixels kept: True" in outputs
+    assert (tmp_path / "inpainting" / "grid.png").exists()

@@ -26,6 +26,8 @@ TINY_RUNS = {
     "cyclegan": (dict(image_size=32, batch_size=1, steps_per_epoch=2),
                  {"num_filters": 4, "num_blocks": 1, "discriminator_filters": 4,
                   "pool_size": 2}),
+    "pconv_unet": (dict(dataset="photos", batch_size=4, steps_per_epoch=2),
+                   {"depth": 3, "num_filters": 8, "patch_size": 32}),
 }
 
 

@@ -1,0 +1,326 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasgen import cli, export
+from kerasgen.data import restoration as rdata
+from kerasgen.models.inpainting import (HoleMask, PartialConv2D, build_inpainter, draw_masks,
+                                        mask_set)
+from kerasgen.models.inpainting import evaluation, trainer
+from kerasgen.models.inpainting.masks import BUCKETS, KINDS, hole_ratio
+from kerasgen.distribute import ReplicaBatch
+from tests.helpers import (assert_export_parity, assert_fit_moves_weights,
+                           assert_mirrored_step_equal, assert_round_trip)
+
+TINY = {"depth": 3, "num_filters": 8, "patch_size": 32}
+
+
+def tiny(seed=0, **overrides):
+    model = build_inpainter(seed=seed, **{**TINY, **overrides})
+    model.compile()
+    return model
+
+
+def photo(height, width, index=2):
+    return rdata.load_images("photos")[index][:height, :width]
+
+
+def stroke_mask(height, width, seed=4):
+    return mask_set([(height, width)], "freeform", (0.2, 0.3), seed=seed)[0]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small inpainter trained enough to fill holes (parity needs real output)."""
+    model = tiny(seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    model.fit(model.training_data("photos", 8), epochs=1, steps_per_epoch=100, verbose=0)
+    return model
+
+
+# --- masks ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_masks_land_in_their_bucket_and_repeat_exactly(kind):
+    sizes = [(48, 64), (61, 37), (64, 64), (40, 90)]
+    for low, high in BUCKETS:
+        masks = mask_set(sizes, kind, (low, high))
+        ratios = [float((mask > 0).mean()) for mask in masks]
+        assert all(low <= ratio <= high for ratio in ratios), (kind, low, high, ratios)
+        assert [mask.shape for mask in masks] == [(*size, 1) for size in sizes]
+        assert set(np.unique(np.concatenate([m.ravel() for m in masks]))) == {0, 255}
+        again = mask_set(sizes, kind, (low, high))
+        assert all(np.array_equal(a, b) for a, b in zip(masks, again))  # identical runs
+    other = mask_set(sizes, kind, (0.3, 0.4), seed=7)
+    if kind != "center":  # a centre box depends on the ratio alone
+        assert not np.array_equal(other[0], mask_set(sizes, kind, (0.3, 0.4))[0])
+
+
+def test_training_masks_follow_the_seed_generator_and_the_range():
+    layer = HoleMask("freeform", (0.1, 0.3))
+    clean = tf.ones([16, 32, 32, 3])
+
+    def draw(seed):
+        return layer.degrade(clean, ReplicaBatch(16), keras.random.SeedGenerator(seed))
+
+    masked, holes = draw(3)
+    np.testing.assert_array_equal(holes.numpy(), draw(3)[1].numpy())
+    assert not np.array_equal(holes.numpy(), draw(4)[1].numpy())
+    ratios = hole_ratio(holes).numpy()
+    assert ratios.min() >= 0.1 and ratios.max() <= 0.3 and ratios.std() > 0.02, ratios
+    np.testing.assert_array_equal(masked.numpy(), 1.0 - holes.numpy().repeat(3, -1))
+    with pytest.raises(ValueError, match="LOW-HIGH"):
+        HoleMask("freeform", "0.3")
+    with pytest.raises(ValueError, match="0 <= low < high"):
+        draw_masks([0, 0], 1, 8, 8, ratio="0.5-0.2")
+    with pytest.raises(ValueError, match="Unknown mask kind 'blobs'"):
+        HoleMask("blobs")
+
+
+def test_stroke_scale_draws_the_holes_of_large_photos_on_small_crops():
+    def thick_share(masks):
+        # Hole pixels that survive a 7x7 erosion: the share inside strokes over 7 px wide.
+        eroded = -tf.nn.max_pool2d(-masks, 7, 1, "SAME")
+        return float(tf.reduce_sum(eroded) / tf.reduce_sum(masks))
+
+    own = draw_masks([5, 6], 8, 64, 64, ratio=(0.2, 0.4))
+    photo_scale = draw_masks([5, 6], 8, 64, 64, ratio=(0.2, 0.4), scale=400)
+    assert thick_share(photo_scale) > 3 * thick_share(own)
+    assert float(hole_ratio(photo_scale).numpy().min()) >= 0.2
+    layer = HoleMask("freeform", (0.1, 0.3), stroke_scale=400)
+    assert keras.layers.deserialize(keras.layers.serialize(layer)).stroke_scale == 400.0
+    with pytest.raises(ValueError, match="stroke_scale must be a positive"):
+        HoleMask(stroke_scale=0)
+
+
+# --- partial convolution -------------------------------------------------------------------
+
+def partial_conv_reference(x, m, kernel, bias, stride):
+    """Liu et al. eq. (1)-(2) by loops, with TensorFlow's SAME padding (zeros = missing)."""
+    k = kernel.shape[0]
+    height, width = x.shape[:2]
+    out_h, out_w = -(-height // stride), -(-width // stride)
+    pad_h = max((out_h - 1) * stride + k - height, 0)
+    pad_w = max((out_w - 1) * stride + k - width, 0)
+    xp = np.pad(x, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    mp = np.pad(m, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    out = np.zeros((out_h, out_w, kernel.shape[-1]))
+    new_mask = np.zeros((out_h, out_w, 1))
+    for i in range(out_h):
+        for j in range(out_w):
+            window_x = xp[i * stride:i * stride + k, j * stride:j * stride + k]
+            window_m = mp[i * stride:i * stride + k, j * stride:j * stride + k]
+            valid = window_m.sum()
+            if valid > 0:
+                raw = np.einsum("hwc,hwco->o", window_x * window_m, kernel)
+                out[i, j] = raw * (k * k / valid) + bias
+                new_mask[i, j] = 1.0
+    return out, new_mask
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_partial_convolution_matches_a_direct_computation(stride):
+    rng = np.random.default_rng(stride)
+    x = rng.normal(size=(7, 9, 2)).astype("float32")
+    m = np.ones((7, 9, 1), "float32")
+    m[1:6, 2:8] = 0.0  # a hole larger than the window: some outputs see nothing
+    layer = PartialConv2D(3, 3, strides=stride)
+    out, new_mask = layer([x[None], m[None]])
+    layer.bias.assign(rng.normal(size=3).astype("float32"))
+    out, new_mask = layer([x[None], m[None]])
+    expected, expected_mask = partial_conv_reference(x, m, layer.kernel.numpy(),
+                                                     layer.bias.numpy(), stride)
+    np.testing.assert_allclose(out.numpy()[0], expected, atol=1e-5)
+    np.testing.assert_array_equal(new_mask.numpy()[0], expected_mask)
+    assert 0 < expected_mask.mean() < 1  # the hole shrank but did not vanish
+
+
+# --- training, reload, distribution --------------------------------------------------------
+
+def test_fit_moves_every_weight_and_reload_takes_the_same_next_step(tmp_path):
+    model = tiny(seed=2)
+    data = model.training_data("photos", 4, seed=0)
+    history = assert_fit_moves_weights(model, data, steps=2)
+    assert set(history) == {"loss", "hole_l1", "psnr"}
+    assert_round_trip(model, tmp_path / "inpainter.keras",
+                      lambda m: m.fit(data, epochs=1, steps_per_epoch=1, verbose=0))
+    reloaded = keras.models.load_model(tmp_path / "inpainter.keras", safe_mode=True)
+    assert isinstance(reloaded.masks, HoleMask) and reloaded.masks.ratio == (0.05, 0.5)
+
+
+def test_images_smaller_than_the_crops_are_skipped_with_a_warning(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    _png(folder / "large.png", photo(40, 50))
+    _png(folder / "small.png", photo(20, 50))
+    model = tiny()
+    with pytest.warns(UserWarning, match="1 of 2 images .* smaller than the 32-pixel crops"):
+        batch = next(iter(model.training_data(str(folder), 2)))
+    assert batch.shape == (2, 32, 32, 3)
+    with pytest.raises(ValueError, match="Every image .* is smaller"):
+        tiny(patch_size=64).training_data(str(folder), 2)
+
+
+def test_mirrored_step_equals_single_device_step(mirrored_strategy):
+    batch = tiny().training_data("photos", 8, seed=3).take(1)
+    assert_mirrored_step_equal(lambda: tiny(seed=4), batch, mirrored_strategy,
+                               metrics=("loss", "hole_l1", "psnr"))
+
+
+def test_losses_against_a_hand_computation():
+    composite = tf.constant([[[[0.5], [1.0]], [[0.0], [0.25]]]])
+    # Neighbour differences: vertical |0-0.5|, |0.25-1|; horizontal |1-0.5|, |0.25-0|; each
+    # direction's mean is over the image's 4 pixels.
+    expected = (0.5 + 0.75) / 4 + (0.5 + 0.25) / 4
+    np.testing.assert_allclose(
+        trainer.total_variation(composite, tf.ones_like(composite)).numpy(), [expected])
+    np.testing.assert_allclose(  # only pairs whose second pixel is in the region count
+        trainer.total_variation(composite, tf.constant([[[[0.0], [0.0]], [[0.0], [1.0]]]])
+                                ).numpy(), [(0.75 + 0.25) / 4])
+    inputs = keras.Input((2, 2, 3))
+    conv = keras.layers.Conv2D(2, 1, use_bias=False)(inputs)
+    extractor = keras.Model(inputs, [conv, keras.layers.AveragePooling2D(2)(conv)])
+    image = tf.random.uniform([2, 2, 2, 3], seed=1)
+    perceptual, style = trainer.perceptual_style_losses(extractor, image, image, image)
+    np.testing.assert_allclose(perceptual.numpy(), [0, 0])
+    np.testing.assert_allclose(style.numpy(), [0, 0])
+    perceptual, style = trainer.perceptual_style_losses(extractor, image * 0.5, image, image)
+    assert (perceptual.numpy() > 0).all() and (style.numpy() > 0).all()
+
+
+def test_vgg_losses_fail_fast_offline_naming_the_file(tmp_path, monkeypatch):
+    from kerasgen.data import sources
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(sources, "_network_reachable", lambda *args, **kwargs: False)
+    with pytest.raises(ValueError, match=str(tmp_path / "models" / trainer.VGG16_WEIGHTS)):
+        build_inpainter(**TINY, perceptual_weight=0.05)
+
+
+# --- inference, export ---------------------------------------------------------------------
+
+def test_apply_keeps_known_pixels_exactly_on_odd_sizes(trained):
+    image = photo(37, 53)
+    mask = stroke_mask(37, 53)
+    filled = trained.apply(image, mask=mask).numpy()[0]
+    known = mask[..., 0] == 0
+    np.testing.assert_array_equal(filled[known], image[known])
+    holes = ~known
+    masked_error = np.abs(image[holes].astype(int)).mean()  # the hole as black
+    assert np.abs(filled[holes].astype(int) - image[holes]).mean() < 0.8 * masked_error
+    batch = trained.apply(np.stack([image, image[::-1]]), mask=mask > 0)  # one bool mask
+    assert batch.shape == (2, 37, 53, 3)
+
+
+def test_saved_model_and_tflite_parity_on_odd_sizes(trained, tmp_path):
+    image, mask = photo(45, 61, index=0)[None], stroke_mask(45, 61)[None]
+    report = assert_export_parity(trained, tmp_path, [image, mask])
+    assert report["size_bytes"] > 0
+    path = export.export_saved_model(trained, tmp_path / "again", "inpainter")
+    assert export.signature_summary(path)["inpaint"] == {
+        "inputs": {"image": ("uint8", [None, None, None, 3]),
+                   "mask": ("uint8", [None, None, None, 1])},
+        "outputs": {"image": ("uint8", [None, None, None, 3])}}
+    request = json.dumps({"inputs": {"image": image.tolist(), "mask": mask.tolist()}})
+    answer = np.array(export.predict_rest(path, request)["outputs"], np.uint8)
+    np.testing.assert_array_equal(answer, trained.apply(image, mask=mask[0]).numpy())
+    other = [photo(33, 47, index=5)[None], stroke_mask(33, 47, seed=9)[None]]
+    for quantize, tolerance in (("float16", 2), ("dynamic", 12)):
+        small = export.export_tflite(trained, tmp_path / f"inpainter_{quantize}.tflite",
+                                     quantize, saved_model_path=path)
+        report = export.tflite_parity(small, trained, inputs=other)
+        assert report["mean_abs_diff"] <= tolerance / 4 and not report["has_nan"], report
+        assert not any(op.startswith("Flex") for op in report["ops"])
+        known = other[1][0, ..., 0] == 0
+        filled = export.interpreter(small).get_signature_runner("inpaint")(
+            image=other[0], mask=other[1])["image"][0]
+        np.testing.assert_array_equal(filled[known], other[0][0][known])
+    with pytest.raises(ValueError, match="does not export quantize='int8'.*none, float16"):
+        export.export_tflite(trained, tmp_path / "inpainter_int8.tflite", "int8")
+
+
+# --- the peers and the CLI -----------------------------------------------------------------
+
+def test_evaluation_scores_the_model_and_the_classical_peers_on_the_same_holes(trained,
+                                                                               tmp_path):
+    report = evaluation.evaluate_inpainting(trained, "photos", hole_ratio="0.3-0.4",
+                                            num_images=2, grid=tmp_path / "grid.png")
+    rows = report["buckets"]["30%-40%"]
+    assert list(rows) == ["model", "telea", "navier_stokes", "biharmonic"]
+    for name, row in rows.items():
+        assert 10 < row["psnr"] < 60 and 0 < row["ssim"] <= 1 and row["l1"] > 0, (name, row)
+    grid = tf.io.decode_png(tf.io.read_file(str(tmp_path / "grid.png"))).numpy()
+    assert grid.shape[1] > 4 * grid.shape[0]  # five panels side by side
+    lines = evaluation.inpainting_table(report)
+    assert any("model - best peer" in line for line in lines)
+
+
+def _png(path, array):
+    tf.io.write_file(str(path), tf.io.encode_png(array))
+    return str(path)
+
+
+def test_cli_train_apply_evaluate_on_odd_sized_files(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["train", "pconv_unet", "--dataset", "photos", "--epochs", "1",
+                     "--steps-per-epoch", "2", "--batch-size", "4", "--depth", "3",
+                     "--num-filters", "8", "--patch-size", "32", "--out", str(run)]) == 0
+    assert (run / "pconv_unet.tflite").exists()
+    capsys.readouterr()
+    images = tmp_path / "images"
+    images.mkdir()
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for name, (height, width) in {"a": (37, 51), "b": (50, 29)}.items():
+        _png(images / f"{name}.png", photo(height, width))
+        _png(masks / f"{name}.png", stroke_mask(height, width))
+    out = tmp_path / "out"
+    assert cli.main(["apply", str(run), str(images / "a.png"), str(images / "b.png"),
+                     "--mask", str(masks), "--out", str(out)]) == 0
+    filled = tf.io.decode_png(tf.io.read_file(str(out / "b.png"))).numpy()
+    known = stroke_mask(50, 29)[..., 0] == 0
+    np.testing.assert_array_equal(filled[known], photo(50, 29)[known])
+    assert cli.main(["evaluate", str(run), "--dataset", str(images), "--hole-ratio", "0.1-0.2",
+                     "--grid", str(tmp_path / "grid.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "biharmonic" in printed and "telea" in printed and (tmp_path / "grid.png").exists()
+
+
+BAD_MASKS = {
+    "size": (lambda: stroke_mask(20, 20), "must match their images' size"),
+    "grey levels": (lambda: np.full((37, 51, 1), 128, np.uint8), "must be binary"),
+    "empty": (lambda: np.zeros((37, 51, 1), np.uint8), "no hole"),
+    "full": (lambda: np.full((37, 51, 1), 255, np.uint8), "all hole"),
+    "alpha": (lambda: np.zeros((37, 51, 4), np.uint8), "alpha"),
+    "16-bit": (lambda: np.zeros((37, 51, 1), np.uint16), "16-bit"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_MASKS) + ["no mask", "missing in folder"])
+def test_bad_masks_are_refused_and_nothing_is_written(problem, trained, tmp_path, capsys):
+    image = _png(tmp_path / "a.png", photo(37, 51))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    if problem in BAD_MASKS:
+        make, message = BAD_MASKS[problem]
+        array = make()
+        if array.dtype == np.uint16:
+            tf.io.write_file(str(masks / "a.png"), tf.io.encode_png(tf.constant(array)))
+        else:
+            _png(masks / "a.png", array)
+        mask_args = ["--mask", str(masks / "a.png")]
+    elif problem == "no mask":
+        mask_args, message = [], "Inpainting needs the holes: pass --mask"
+    else:
+        mask_args, message = ["--mask", str(masks)], "No mask for"
+    run = tmp_path / "run"
+    trained.save(tmp_path / "model.keras")
+    run.mkdir()
+    (tmp_path / "model.keras").rename(run / "model.keras")
+    out = tmp_path / "out"
+    assert cli.main(["apply", str(run), image, *mask_args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
