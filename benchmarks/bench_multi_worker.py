@@ -17,7 +17,6 @@ Markdown table. Not part of the test suite.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kerasgen import cluster  # noqa: E402 (no TensorFlow)
 
 FAMILIES = ["dcgan", "cgan", "wgan_gp", "vae", "dncnn", "fsrcnn", "edsr", "cyclegan", "pix2pix"]
 
@@ -55,19 +56,9 @@ def step_times(model_name, steps, strategy=None, batch_size=None):
     return statistics.median(b - a for a, b in zip(stamps, stamps[1:])), parameters, batch
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def two_workers(model_name, steps, batch_size):
     """The chief's median step time with 2 loopback workers at the same global batch."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in cluster.free_loopback_ports(2)]
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}

@@ -224,8 +224,12 @@ def _run(args, extra):
     from kerasgen import cluster, model_index, store
 
     # Answered from files, without TensorFlow: the shipped models' cards, and the registry's
-    # listing as cached by the last command that imported it (`kerasgen.model_index`).
-    listing = None if args.command == "list" and args.pretrained else model_index.read()
+    # listing as cached by the last command that imported it (`kerasgen.model_index`). A
+    # process that has the registry already (Python callers, who may `register` models) asks
+    # it instead.
+    cached = not (args.command == "list" and args.pretrained) and \
+        "kerasgen.registry" not in sys.modules
+    listing = model_index.read() if cached else None
     if args.command == "list" and (args.pretrained or listing is not None):
         if not args.pretrained:
             _list_registered(listing)

@@ -8,6 +8,7 @@ so a missing or malformed `TF_CONFIG` is an argument error, not a hang or a trac
 
 import json
 import os
+import socket
 
 # `kerasgen train --strategy`: see `kerasgen.distribute.make_strategy`.
 STRATEGIES = ("none", "mirrored", "multi_worker")
@@ -51,3 +52,15 @@ def is_chief(task_type, task_index, cluster):
     if task_type == "chief":
         return True
     return task_type == "worker" and task_index == 0 and "chief" not in cluster
+
+
+def free_loopback_ports(count):
+    """`count` ports of 127.0.0.1 the OS has just handed out (closed again, for the workers of
+    a loopback cluster to bind)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports

@@ -295,6 +295,13 @@ def psnr(y_true, y_pred, y_channel=False, crop_border=0):
     return 10.0 * tf.math.log(255.0 ** 2 / mse) / tf.math.log(tf.constant(10.0, tf.float64))
 
 
+def unit_psnr(images, targets):
+    """Per-image PSNR in dB of float images in [0, 1] (clamped) against their targets: the
+    training trackers' figure (the protocols' uint8 figure is `psnr`)."""
+    mse = tf.reduce_mean(tf.square(tf.clip_by_value(images, 0.0, 1.0) - targets), axis=[1, 2, 3])
+    return -10.0 * tf.math.log(tf.maximum(mse, 1e-10)) / np.log(10.0)
+
+
 def _gaussian_window(size=11, sigma=1.5):
     coordinates = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     profile = np.exp(-coordinates ** 2 / (2.0 * sigma ** 2))

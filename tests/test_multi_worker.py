@@ -3,7 +3,6 @@ recipe, take the same step as one device."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -22,21 +21,10 @@ TINY = {  # `training.train` keyword arguments; the workers get them as flags
 WORKER_TIMEOUT_S = 420
 
 
-def free_ports(count):
-    """Ports the OS has just handed out (closed again for the workers to bind)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def run_workers(args, count, scratch):
     """`kerasgen ARGS` in `count` worker processes of one loopback cluster; both are killed
     if they do not stop by themselves within the timeout."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(count)]
+    workers = [f"127.0.0.1:{port}" for port in cluster.free_loopback_ports(count)]
     script = os.path.join(os.path.dirname(sys.executable), "kerasgen")
     processes = []
     for index in range(count):

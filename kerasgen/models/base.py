@@ -37,6 +37,20 @@ class SeededModel(keras.Model):
         return config
 
 
+class NestedObjects:
+    """`from_config` of a wrapper whose constructor takes Keras objects (its networks, its
+    degradation layer): the config keys named in `nested` are deserialized first."""
+
+    nested = ()
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in cls.nested:
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
 class Optimizers:
     """The one optimizer convention of kerasgen wrappers: every optimizer is built at
     `compile` (so `.keras` restores its moments), saved in the compile config, and listed by

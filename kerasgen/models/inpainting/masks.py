@@ -61,18 +61,30 @@ def _uniform(seed, index, shape, low, high):
         seed, index), low, high)
 
 
+def _segment_count(height, width, scale):
+    """Segments to draw: `SEGMENTS` for holes sized to the image; for a `scale` larger than
+    the image, proportionally fewer (each covers more of it), in whole strokes."""
+    if not scale:
+        return SEGMENTS
+    wanted = math.ceil(SEGMENTS * height * width / float(scale) ** 2)
+    strokes = math.ceil(min(max(wanted, 4 * VERTICES_PER_STROKE), SEGMENTS)
+                        / VERTICES_PER_STROKE)
+    return strokes * VERTICES_PER_STROKE
+
+
 def _segments(kind, seed, count, height, width, scale=None):
     """`[count, SEGMENTS, 5]` shapes: (y0, x0, y1, x1, width) of stroke segments, or (top,
     left, bottom, right, 0) of rectangles, in pixels, sized relative to `scale` pixels."""
     # Strokes scale with the area whatever the aspect, or with a fixed side (training crops).
     short = float(scale) if scale else math.sqrt(height * width)
     size = tf.constant([height, width], tf.float32)
+    num_segments = _segment_count(height, width, scale)
     if kind == "box":
-        centres = _uniform(seed, 0, [count, SEGMENTS, 2], 0.0, 1.0) * size
-        halves = _uniform(seed, 1, [count, SEGMENTS, 2], *RECTANGLE_SIDE) * short / 2
+        centres = _uniform(seed, 0, [count, num_segments, 2], 0.0, 1.0) * size
+        halves = _uniform(seed, 1, [count, num_segments, 2], *RECTANGLE_SIDE) * short / 2
         return tf.concat([centres - halves, centres + halves,
-                          tf.zeros([count, SEGMENTS, 1])], axis=-1)
-    strokes = SEGMENTS // VERTICES_PER_STROKE
+                          tf.zeros([count, num_segments, 1])], axis=-1)
+    strokes = num_segments // VERTICES_PER_STROKE
     starts = _uniform(seed, 2, [count, strokes, 1, 2], 0.0, 1.0) * size
     angles = _uniform(seed, 3, [count, strokes, VERTICES_PER_STROKE], 0.0, MAX_ANGLE)
     base = _uniform(seed, 4, [count, strokes, 1], 0.0, 2 * math.pi)
@@ -85,7 +97,7 @@ def _segments(kind, seed, count, height, width, scale=None):
     widths = _uniform(seed, 6, [count, strokes, 1], *BRUSH_WIDTH) * short
     segments = tf.concat([vertices[:, :, :-1], vertices[:, :, 1:],
                           tf.repeat(widths, VERTICES_PER_STROKE, axis=2)[..., None]], axis=-1)
-    return tf.reshape(segments, [count, SEGMENTS, 5])
+    return tf.reshape(segments, [count, strokes * VERTICES_PER_STROKE, 5])
 
 
 def _coverage(kind, segments, height, width):
@@ -138,7 +150,8 @@ def draw_masks(seed, count, height, width, kind="freeform", ratio=TRAINING_RATIO
     prefixes = tf.cumsum(tf.cast(covered, tf.float32), axis=1) > 0
     ratios = tf.reduce_mean(tf.cast(prefixes, tf.float32), axis=[2, 3])
     first = tf.argmax(tf.cast(ratios >= targets[:, None], tf.int32), axis=1)
-    first = tf.where(tf.reduce_any(ratios >= targets[:, None], axis=1), first, SEGMENTS - 1)
+    first = tf.where(tf.reduce_any(ratios >= targets[:, None], axis=1), first,
+                     tf.cast(tf.shape(prefixes)[1] - 1, first.dtype))
     chosen = tf.gather(prefixes, first, axis=1, batch_dims=1)
     return tf.cast(chosen, tf.float32)[..., None]
 

@@ -20,7 +20,8 @@ from kerasgen.data import pad_to_multiple, unit_to_uint8
 from kerasgen.data import restoration as data
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
-from kerasgen.models.base import SeededModel, SingleOptimizer
+from kerasgen.metrics import unit_psnr
+from kerasgen.models.base import NestedObjects, SeededModel, SingleOptimizer
 from kerasgen.models.inpainting import masks as hole_masks
 from kerasgen.tasks import ImageToImageModel
 
@@ -130,7 +131,7 @@ def check_masks(masks, images):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class Inpainter(SingleOptimizer, ImageToImageModel, SeededModel):
+class Inpainter(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
     """Trains an inpainting network with `fit` on clean patches with holes cut on the fly.
 
     `fit` data: clean float RGB images in [0, 1] (`training_data`).
@@ -148,6 +149,7 @@ class Inpainter(SingleOptimizer, ImageToImageModel, SeededModel):
     """
 
     default_learning_rate = LEARNING_RATE
+    nested = ("network", "masks")
 
     def __init__(self, network, masks, valid_weight=1.0, hole_weight=6.0, tv_weight=0.1,
                  perceptual_weight=0.0, style_weight=0.0, patch_size: int = 64,
@@ -212,11 +214,9 @@ class Inpainter(SingleOptimizer, ImageToImageModel, SeededModel):
             gradients = tape.gradient(mean_loss, self.network.trainable_variables)
             self.optimizer.apply_gradients(zip(gradients, self.network.trainable_variables))
         # 3. Per-image trackers; PSNR of the clamped composite.
-        mse = tf.reduce_mean(tf.square(tf.clip_by_value(composite, 0.0, 1.0) - clean),
-                             axis=[1, 2, 3])
         self.loss_tracker.update_state(per_image)
         self.hole_tracker.update_state(hole_l1)
-        self.psnr_tracker.update_state(-10.0 * tf.math.log(tf.maximum(mse, 1e-10)) / np.log(10.0))
+        self.psnr_tracker.update_state(unit_psnr(composite, clean))
         return step_logs(self.metrics)
 
     def train_step(self, data_batch):
@@ -390,10 +390,3 @@ class Inpainter(SingleOptimizer, ImageToImageModel, SeededModel):
             "size_multiple": self.size_multiple,
         })
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("network", "masks"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

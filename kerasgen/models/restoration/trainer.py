@@ -14,7 +14,8 @@ from kerasgen.data import pad_to_multiple, unit_to_uint8
 from kerasgen.data import restoration as data
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
-from kerasgen.models.base import SeededModel, SingleOptimizer
+from kerasgen.metrics import unit_psnr
+from kerasgen.models.base import NestedObjects, SeededModel, SingleOptimizer
 from kerasgen.tasks import ImageToImageModel
 
 COLORS = ("grey", "rgb", "y")  # "y": the network sees the BT.601 luma of RGB images
@@ -42,7 +43,7 @@ def network_channels(color):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
+class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
     """Trains a restoration network with `fit` on clean patches degraded on the fly.
 
     `fit` data: clean float images in [0, 1] (`training_data`), RGB for `color="y"`; or
@@ -64,6 +65,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
     """
 
     default_learning_rate = LEARNING_RATE  # DnCNN, EDSR
+    nested = ("network", "degradation")
 
     def __init__(self, network, degradation, color="grey", loss="l2", patch_size: int = 40,
                  min_size=1, size_multiple=1, seed=None, **kwargs):
@@ -150,10 +152,8 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
             gradients = tape.gradient(mean_loss, self.trainable_variables)
             self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         # 4. Per-image trackers (SUM-on-read gives global means); PSNR of the clamped output.
-        mse = tf.reduce_mean(tf.square(tf.clip_by_value(restored, 0.0, 1.0) - targets),
-                             axis=[1, 2, 3])
         self.loss_tracker.update_state(per_image)
-        self.psnr_tracker.update_state(-10.0 * tf.math.log(tf.maximum(mse, 1e-10)) / np.log(10.0))
+        self.psnr_tracker.update_state(unit_psnr(restored, targets))
         return step_logs(self.metrics)
 
     def train_step(self, data_batch):
@@ -379,10 +379,3 @@ class Restorer(SingleOptimizer, ImageToImageModel, SeededModel):
             "size_multiple": self.size_multiple,
         })
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("network", "degradation"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

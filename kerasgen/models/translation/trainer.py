@@ -18,7 +18,7 @@ from kerasgen.data import translation as data
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.layers import ImagePool
-from kerasgen.models.base import NetworkOptimizers, SeededModel
+from kerasgen.models.base import NestedObjects, NetworkOptimizers, SeededModel
 from kerasgen.models.translation.networks import (BETA_1, CHANNELS, DEFAULT_IMAGE_SIZE,
                                                   LEARNING_RATE, MIN_SIDE,
                                                   _image_size, build_patch_discriminator,
@@ -35,7 +35,7 @@ def _l1(predicted, target):
 
 # --- what both wrappers share: inference and export ------------------------------------------
 
-class Translator(NetworkOptimizers, ImageToImageModel):
+class Translator(NetworkOptimizers, ImageToImageModel, NestedObjects):
     """Inference, data, figures, export and configuration of a translation wrapper.
 
     Subclasses define `translators()` (direction name -> generator), `paired`, `benchmark`,
@@ -51,13 +51,6 @@ class Translator(NetworkOptimizers, ImageToImageModel):
                        for name in self.optimized_networks})
         config.update({name: getattr(self, name) for name in self.config_attributes})
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for name in cls.optimized_networks:
-            config[name] = keras.saving.deserialize_keras_object(config[name])
-        return cls(**config)
 
     def default_optimizer(self, network):
         """Both papers' optimizer for every network: Adam(2e-4, beta_1=0.5)."""
@@ -220,6 +213,7 @@ class CycleGAN(Translator, SeededModel):
     """
 
     optimized_networks = ("generator_a2b", "generator_b2a", "discriminator_a", "discriminator_b")
+    nested = optimized_networks
     config_attributes = ("image_size", "lambda_cycle", "lambda_identity", "pool_size",
                          "size_multiple")
     paired = False
@@ -403,6 +397,7 @@ class Pix2Pix(Translator, SeededModel):
     """
 
     optimized_networks = ("generator", "discriminator")
+    nested = optimized_networks
     config_attributes = ("l1_weight", "image_size", "size_multiple")
     paired = True
 
