@@ -11,7 +11,7 @@ import inspect
 from typing import Callable
 
 # Builder arguments that the run (or another option, e.g. `color`) sets: never model options.
-RUN_ARGUMENTS = ("image_shape", "seed", "num_classes", "name", "channels")
+RUN_ARGUMENTS = ("image_shape", "seed", "num_classes", "name", "channels", "size_multiple")
 OPTION_TYPES = (int, float, str, bool)
 
 
