@@ -165,8 +165,17 @@ def test_images_smaller_than_the_crops_are_skipped_with_a_warning(tmp_path):
 
 
 def test_mirrored_step_equals_single_device_step(mirrored_strategy):
+    def build():
+        model = tiny(seed=4)
+        # SGD: Adam's first step is +-lr wherever a gradient is ~0, so reduction-order
+        # rounding could flip it; the comparison is about the trainer, not Adam.
+        model.compile(optimizer=keras.optimizers.SGD(0.05))
+        return model
+
     batch = tiny().training_data("photos", 8, seed=3).take(1)
-    assert_mirrored_step_equal(lambda: tiny(seed=4), batch, mirrored_strategy,
+    # atol 5e-5: the losses sum over 32x32x3 pixels and two replicas sum in another order
+    # (measured: max 1.1e-5 after the step).
+    assert_mirrored_step_equal(build, batch, mirrored_strategy, atol=5e-5,
                                metrics=("loss", "hole_l1", "psnr"))
 
 
