@@ -255,8 +255,12 @@ def test_saved_model_and_tflite_parity_on_odd_sizes(trained, tmp_path):
 
 def test_evaluation_scores_the_model_and_the_classical_peers_on_the_same_holes(trained,
                                                                                tmp_path):
-    report = evaluation.evaluate_inpainting(trained, "photos", hole_ratio="0.3-0.4",
-                                            num_images=2, grid=tmp_path / "grid.png")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in (1, 2):
+        _png(folder / f"{index}.png", photo(72, 96, index=index))
+    report = evaluation.evaluate_inpainting(trained, str(folder), hole_ratio="0.3-0.4",
+                                            grid=tmp_path / "grid.png")
     rows = report["buckets"]["30%-40%"]
     assert list(rows) == ["model", "telea", "navier_stokes", "biharmonic"]
     for name, row in rows.items():
