@@ -227,8 +227,8 @@ def _run(args, extra):
     # listing as cached by the last command that imported it (`kerasgen.model_index`). A
     # process that has the registry already (Python callers, who may `register` models) asks
     # it instead.
-    cached = not (args.command == "list" and args.pretrained) and \
-        "kerasgen.registry" not in sys.modules
+    cached = args.command in ("list", "train") and not getattr(args, "pretrained", False) \
+        and "kerasgen.registry" not in sys.modules
     listing = model_index.read() if cached else None
     if args.command == "list" and (args.pretrained or listing is not None):
         if not args.pretrained:

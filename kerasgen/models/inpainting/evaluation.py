@@ -98,7 +98,7 @@ def evaluate_inpainting(model, dataset, kind="freeform", hole_ratio=None, num_im
         for index, image in enumerate(images):
             holes = mask_set([image.shape[:2]], kind, (low, high), seed=2018 + seed,
                              first_index=index)[0][..., 0] > 0
-            outputs = {}
+            outputs, scores = {}, {}
             for name, inpaint in methods.items():
                 start = time.perf_counter()
                 if inpaint is None:
@@ -108,9 +108,10 @@ def evaluate_inpainting(model, dataset, kind="freeform", hole_ratio=None, num_im
                 seconds = time.perf_counter() - start
                 output = np.where(holes[..., None], output, image)  # known pixels kept
                 outputs[name] = output
-                sums[name] += (*_scores(image, output), seconds)
+                scores[name] = _scores(image, output)
+                sums[name] += (*scores[name], seconds)
             print(f"[{label} {index + 1}/{len(images)}] " + ", ".join(
-                f"{name} {_scores(image, outputs[name])[0]:.2f}" for name in methods) + " dB",
+                f"{name} {scores[name][0]:.2f}" for name in methods) + " dB",
                 file=sys.stderr, flush=True)
             if index == 0:
                 masked = np.where(holes[..., None], 255, image).astype(np.uint8)
