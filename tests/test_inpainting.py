@@ -7,9 +7,12 @@ import tensorflow as tf
 
 from kerasgen import cli, export
 from kerasgen.data import restoration as rdata
-from kerasgen.models.inpainting import (HoleMask, PartialConv2D, build_inpainter, draw_masks,
+from kerasgen.models.inpainting import (AdversarialInpainter, HoleMask, PartialConv2D,
+                                        SpectralConv2D, build_context_encoder_inpainter,
+                                        build_gated_inpainter, build_inpainter, draw_masks,
                                         mask_set)
 from kerasgen.models.inpainting import evaluation, trainer
+from kerasgen.models.inpainting import masks as masks_module
 from kerasgen.models.inpainting.masks import BUCKETS, KINDS, hole_ratio
 from kerasgen.distribute import ReplicaBatch
 from tests.helpers import (assert_export_parity, assert_fit_moves_weights,
@@ -94,6 +97,53 @@ def test_stroke_scale_draws_the_holes_of_large_photos_on_small_crops():
     assert keras.layers.deserialize(keras.layers.serialize(layer)).stroke_scale == 400.0
     with pytest.raises(ValueError, match="stroke_scale must be a positive"):
         HoleMask(stroke_scale=0)
+
+
+def test_training_holes_from_a_folder_of_user_masks(tmp_path):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    corner = np.zeros((40, 40, 1), np.uint8)
+    corner[:10, :20] = 255  # not symmetric under any flip or transpose
+    band = np.zeros((30, 50, 1), np.uint8)
+    band[:, 20:30] = 255
+    _png(folder / "corner.png", corner)
+    _png(folder / "band.png", band)
+    model = tiny(mask_folder=str(folder))
+    assert isinstance(model.masks, masks_module.FolderMasks)
+    variants = []
+    for mask in (corner, band):
+        square = tf.image.resize(mask[None] / 255, [32, 32], "nearest")[0, ..., 0].numpy()
+        for turned in (square, square.T):
+            variants += [turned, turned[::-1], turned[:, ::-1], turned[::-1, ::-1]]
+    clean = tf.ones([16, 32, 32, 3])
+    seen = set()
+    for _ in range(2):
+        masked, holes = model.masks.degrade(clean, ReplicaBatch(16), model.seed_generator)
+        for hole in holes.numpy()[..., 0]:
+            matches = [index for index, v in enumerate(variants) if np.array_equal(hole, v)]
+            assert matches, "a training hole that is no symmetry of a folder mask"
+            seen.add(matches[0] // 8)
+        np.testing.assert_array_equal(masked.numpy(), 1.0 - holes.numpy().repeat(3, -1))
+    assert seen == {0, 1}  # both masks are used
+    data = model.training_data("photos", 4)
+    assert_fit_moves_weights(model, data, steps=1)
+    model.save(tmp_path / "folder.keras")
+    assert keras.models.load_model(tmp_path / "folder.keras").masks.folder == str(folder)
+    _png(folder / "grey.png", np.full((8, 8, 1), 128, np.uint8))
+    with pytest.raises(ValueError, match="grey.png.*must be binary"):
+        tiny(mask_folder=str(folder))
+    with pytest.raises(ValueError, match="empty holds no PNG"):
+        (tmp_path / "empty").mkdir()
+        tiny(mask_folder=str(tmp_path / "empty"))
+
+
+def test_tfds_photo_sets_fail_fast_offline_naming_the_alternatives(monkeypatch, tmp_path):
+    from kerasgen.data import sources
+    from kerasgen.data.sources import DataError
+
+    monkeypatch.setattr(sources, "_network_reachable", lambda *args, **kwargs: False)
+    with pytest.raises(DataError, match="places365_small is not prepared.*offline.*'t91'"):
+        tiny().training_data("tfds:places365_small", 4, data_dir=str(tmp_path))
 
 
 # --- partial convolution -------------------------------------------------------------------
@@ -209,6 +259,76 @@ def test_vgg_losses_fail_fast_offline_naming_the_file(tmp_path, monkeypatch):
         build_inpainter(**TINY, perceptual_weight=0.05)
 
 
+# --- the adversarial members: DeepFill v2 (gated convolutions, SN-PatchGAN), Context Encoder
+
+ADVERSARIAL = {
+    "deepfill_v2": lambda seed=0: build_gated_inpainter(
+        num_filters=4, discriminator_filters=4, discriminator_layers=3, patch_size=32,
+        seed=seed),
+    "context_encoder": lambda seed=0: build_context_encoder_inpainter(
+        network_size=32, num_filters=8, bottleneck=16, discriminator_filters=4, seed=seed),
+}
+
+
+def test_spectral_convolution_divides_by_the_largest_singular_value():
+    layer = SpectralConv2D(6, 3, kernel_initializer=keras.initializers.RandomNormal(seed=3))
+    inputs = tf.random.uniform([2, 9, 7, 4], seed=5)
+    for _ in range(40):  # power iterations converge on the top singular vector
+        layer(inputs, training=True)
+    kernel = layer.kernel.numpy()
+    sigma = np.linalg.svd(kernel.reshape(-1, 6), compute_uv=False)[0]
+    expected = tf.nn.conv2d(inputs, kernel / sigma, 1, "SAME") + layer.bias.numpy()
+    np.testing.assert_allclose(layer(inputs).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+    # The gradient goes through W / sigma(W): scaling the kernel changes nothing.
+    layer.kernel.assign(kernel * 3.0)
+    np.testing.assert_allclose(layer(inputs).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("member", sorted(ADVERSARIAL))
+def test_adversarial_members_train_reload_and_export_on_odd_sizes(member, tmp_path):
+    model = ADVERSARIAL[member]()
+    model.compile()
+    assert isinstance(model, AdversarialInpainter)
+    data = model.training_data("photos", 4, seed=0)
+    history = assert_fit_moves_weights(model, data, steps=2)  # generator and discriminator
+    assert {"d_loss", "g_gan_loss", "psnr"} <= set(history)
+    assert_round_trip(model, tmp_path / f"{member}.keras",
+                      lambda m: m.fit(data, epochs=1, steps_per_epoch=1, verbose=0))
+    image, mask = photo(45, 61, index=0)[None], stroke_mask(45, 61)[None]
+    filled = model.apply(image, mask=mask[0]).numpy()[0]
+    known = mask[0, ..., 0] == 0
+    np.testing.assert_array_equal(filled[known], image[0][known])
+    assert_export_parity(model, tmp_path, [image, mask])
+    # The discriminator trains, it is not exported.
+    assert export.signature_summary(tmp_path / model.name / "1")["inpaint"]["inputs"] == {
+        "image": ("uint8", [None, None, None, 3]), "mask": ("uint8", [None, None, None, 1])}
+
+
+def test_deepfill_mirrored_step_equals_single_device_step(mirrored_strategy):
+    def build():
+        model = ADVERSARIAL["deepfill_v2"](seed=4)
+        model.compile(optimizer=keras.optimizers.SGD(0.05),
+                      discriminator_optimizer=keras.optimizers.SGD(0.05))
+        return model
+
+    batch = tiny().training_data("photos", 8, seed=3).take(1)
+    assert_mirrored_step_equal(build, batch, mirrored_strategy, atol=5e-5,
+                               metrics=("loss", "d_loss", "psnr"))
+
+
+def test_adversarial_options_are_checked():
+    with pytest.raises(ValueError, match="takes 32-pixel squares only.*patch_size 64"):
+        build_context_encoder_inpainter(network_size=32, patch_size=64)
+    with pytest.raises(ValueError, match="power of two"):
+        build_context_encoder_inpainter(network_size=48)
+    with pytest.raises(ValueError, match="Unknown GAN loss"):
+        build_gated_inpainter(num_filters=4, patch_size=32, gan_loss="hinged")
+    with pytest.raises(ValueError, match="Unknown reconstruction loss 'l3'"):
+        build_gated_inpainter(num_filters=4, patch_size=32, reconstruction="l3")
+    with pytest.raises(ValueError, match="adversarial_weight must be >= 0"):
+        build_gated_inpainter(num_filters=4, patch_size=32, adversarial_weight=-1)
+
+
 # --- inference, export ---------------------------------------------------------------------
 
 def test_apply_keeps_known_pixels_exactly_on_odd_sizes(trained):
@@ -300,6 +420,26 @@ def test_cli_train_apply_evaluate_on_odd_sized_files(tmp_path, capsys):
                      "--grid", str(tmp_path / "grid.png")]) == 0
     printed = capsys.readouterr().out
     assert "biharmonic" in printed and "telea" in printed and (tmp_path / "grid.png").exists()
+
+
+def test_cli_trains_deepfill_on_a_folder_of_user_masks(tmp_path):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for index in range(2):
+        _png(masks / f"{index}.png", stroke_mask(40, 60, seed=index))
+    run = tmp_path / "run"
+    assert cli.main(["train", "deepfill_v2", "--dataset", "photos", "--epochs", "1",
+                     "--steps-per-epoch", "2", "--batch-size", "4", "--num-filters", "4",
+                     "--discriminator-filters", "4", "--discriminator-layers", "3",
+                     "--patch-size", "32", "--mask-folder", str(masks), "--out", str(run)]) == 0
+    config = json.loads((run / "run_config.json").read_text())
+    assert config["model_kwargs"]["mask_folder"] == str(masks)
+    model = keras.models.load_model(run / "model.keras")
+    assert isinstance(model.masks, masks_module.FolderMasks)
+    assert int(model.optimizer.iterations) == 2 and (run / "deepfill_v2.tflite").exists()
+    assert cli.main(["train", "deepfill_v2", "--mask-folder", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "bad")]) != 0
+    assert not (tmp_path / "bad").exists()
 
 
 BAD_MASKS = {

@@ -118,6 +118,8 @@ NUM_EVAL_IMAGES = 2
 OUT_DIR = "inpainting"
 """, tmp_path)
     assert "photos, freeform holes, 2 images" in outputs and "biharmonic" in outputs
-    assert "inpaint          {'image': ('uint8', [None, None, None, 3])" in outputs
+    signature = next(line for line in outputs.splitlines() if line.startswith("inpaint "))
+    assert "'image': ('uint8', [None, None, None, 3])" in signature
+    assert "'mask': ('uint8', [None, None, None, 1])" in signature
     assert "known pixels kept: True" in outputs
     assert (tmp_path / "inpainting" / "grid.png").exists()

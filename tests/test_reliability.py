@@ -28,6 +28,9 @@ TINY_RUNS = {
                   "pool_size": 2}),
     "pconv_unet": (dict(dataset="photos", batch_size=4, steps_per_epoch=2),
                    {"depth": 3, "num_filters": 8, "patch_size": 32}),
+    "deepfill_v2": (dict(dataset="photos", batch_size=4, steps_per_epoch=2),
+                    {"num_filters": 4, "discriminator_filters": 4, "discriminator_layers": 3,
+                     "patch_size": 32}),
 }
 
 

@@ -88,15 +88,15 @@ def load_images(name, data_dir=None, channels=None):
     Args:
         name: str. An "image_set" name of `kerasgen.data.catalog` (`"train400"`, `"t91"`,
             `"photos"` (scikit-image's bundled photographs, offline), a name in `TEST_SETS`:
-            the HR images for SR sets) or a folder of images.
+            the HR images for SR sets), a folder of images, or `"tfds:<name>"` (its first
+            `sources.TFDS_IMAGE_LIMIT` training images, e.g. `tfds:places365_small`).
         data_dir: str. The data directory. Defaults to `$KERASGEN_DATA_DIR`.
         channels: int. 1 or 3 to convert every image; None keeps each file's own.
     """
     name = str(name)
     if catalog.resolve(name, "image_set") == "tfds":
-        raise DataError(f"{name!r}: image sets are read from files; tfds data is for same-size "
-                        "image models. Download it into a folder and pass the folder.")
-    if name == "photos":
+        images = sources.load_tfds_images(name[len(catalog.TFDS_PREFIX):], data_dir)
+    elif name == "photos":
         import skimage.data
 
         images = [getattr(skimage.data, photo)()[..., :3]

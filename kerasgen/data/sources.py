@@ -278,6 +278,22 @@ def _network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
         return False
 
 
+def _prepared_tfds_builder(name, data_dir, alternatives):
+    """`tfds.builder(name)`, refused fast (naming `alternatives`) when its data is not
+    prepared and this machine is offline."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises its own DatasetNotFoundError
+        raise DataError(f"tfds:{name}: {error}") from None
+    if not builder.is_prepared() and not _network_reachable():
+        raise DataError(
+            f"tfds:{name} is not prepared in {builder.data_dir} and this machine is offline, so "
+            f"tensorflow-datasets cannot download it. Offline alternatives: {alternatives}.")
+    return builder
+
+
 def load_tfds(name, split="train", data_dir=None, tfds_split=None):
     """A tensorflow-datasets image dataset (downloads when not already prepared).
 
@@ -288,20 +304,28 @@ def load_tfds(name, split="train", data_dir=None, tfds_split=None):
 
     if tfds_split is None:
         _check_split(split, f"tfds:{name}")
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # tfds raises its own DatasetNotFoundError
-        raise DataError(f"tfds:{name}: {error}") from None
-    if not builder.is_prepared() and not _network_reachable():
-        raise DataError(
-            f"tfds:{name} is not prepared in {builder.data_dir} and this machine is offline, so "
-            "tensorflow-datasets cannot download it. Offline alternatives: 'mnist' or "
-            f"'fashion_mnist' from IDX files under ${DATA_DIR_ENV}, a local folder of images, or "
-            "the embedded 'digits', 'faces', 'photos'."
-        )
+    _prepared_tfds_builder(
+        name, data_dir, f"'mnist' or 'fashion_mnist' from IDX files under ${DATA_DIR_ENV}, a "
+        "local folder of images, or the embedded 'digits', 'faces', 'photos'")
     tfds_split = tfds_split or {"train": "train", "test": "test", "all": "train+test"}[split]
     dataset = tfds.load(name, split=tfds_split, data_dir=data_dir, batch_size=-1)
     arrays = tfds.as_numpy(dataset)
     images = arrays["image"].astype(np.uint8)
     labels = arrays.get("label")
     return images, (labels.astype(np.int64) if labels is not None else None)
+
+
+TFDS_IMAGE_LIMIT = 4096  # images of any size are held in memory for random crops
+
+
+def load_tfds_images(name, data_dir=None, limit=TFDS_IMAGE_LIMIT):
+    """The first `limit` training images of a tensorflow-datasets image set (e.g.
+    `places365_small`, `celeb_a`: photos for inpainting), as uint8 HxWxC arrays (downloads
+    when not already prepared)."""
+    import tensorflow_datasets as tfds
+
+    _prepared_tfds_builder(
+        name, data_dir, f"'t91' or 'train400' under ${DATA_DIR_ENV}, the embedded 'photos', or "
+        "a local folder of images")
+    dataset = tfds.load(name, split=f"train[:{int(limit)}]", data_dir=data_dir)
+    return [example["image"] for example in tfds.as_numpy(dataset)]

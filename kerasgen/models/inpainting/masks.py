@@ -18,6 +18,7 @@ resumable `SeedGenerator`.
 """
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -217,3 +218,71 @@ class HoleMask(Degradation):
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "ratio": list(self.ratio),
                 "stroke_scale": self.stroke_scale}
+
+
+def load_mask_folder(folder, mask_size):
+    """The masks of a folder (8-bit greyscale images, white = hole), each checked (binary, not
+    empty, not full) and resized (nearest) to `mask_size` square: float32 `[M, S, S, 1]`."""
+    from kerasgen.data import restoration as data
+    from kerasgen.data.sources import list_image_files
+    from kerasgen.models.inpainting.trainer import check_masks
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"mask_folder {folder}: no such folder of mask images.")
+    masks = []
+    for path in list_image_files(folder):  # refuses a folder without images
+        try:
+            image = data.read_image(path)
+            holes = check_masks(image, np.zeros((1, *image.shape[:2], 1), np.uint8))
+        except ValueError as error:
+            raise ValueError(f"Mask {path}: {error}") from None
+        masks.append(tf.image.resize(holes, [mask_size, mask_size], "nearest")[0])
+    return tf.stack(masks)
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class FolderMasks(Degradation):
+    """Cuts the user's own holes: each training image gets a mask drawn from a folder, flipped,
+    transposed (one of the eight symmetries) and resized (nearest) to the crop.
+
+    The folder is read when the layer is made (a resumed or reloaded run reads it again).
+
+    Args:
+        folder: str. 8-bit greyscale images, white (255) = hole, black = known, any sizes.
+        mask_size: int. Masks are kept at this square side. Defaults to 256.
+    """
+
+    def __init__(self, folder, mask_size: int = 256, **kwargs):
+        kwargs.setdefault("name", "folder_masks")
+        super().__init__(**kwargs)
+        if int(mask_size) < 1:
+            raise ValueError(f"mask_size must be positive, got {mask_size}.")
+        self.folder = str(folder)
+        self.mask_size = int(mask_size)
+        self.masks = load_mask_folder(self.folder, self.mask_size)
+
+    def degrade(self, clean, batch, seed):
+        # 1. One stateless seed per step from the trainer's resumable stream; per image a mask
+        # and a symmetry, drawn for the global batch.
+        step_seed = keras.random.randint((2,), 0, 2 ** 31 - 1, seed=seed, dtype="int32")
+        count = batch.global_batch_size
+        index = tf.random.stateless_uniform([count], step_seed, 0, int(self.masks.shape[0]),
+                                            dtype=tf.int32)
+        flips = tf.random.stateless_uniform(
+            [count, 3, 1, 1, 1], tf.random.experimental.stateless_fold_in(step_seed, 1), 0, 2,
+            dtype=tf.int32) > 0
+        masks = tf.gather(self.masks, index)
+        masks = tf.where(flips[:, 0], masks[:, :, ::-1], masks)
+        masks = tf.where(flips[:, 1], masks[:, ::-1], masks)
+        masks = tf.where(flips[:, 2], tf.transpose(masks, [0, 2, 1, 3]), masks)
+        # 2. To the crop's size, and this replica's rows.
+        masks = batch.slice(tf.image.resize(masks, tf.shape(clean)[1:3], "nearest"))
+        return clean * (1.0 - masks), masks
+
+    def check_options(self, conditioned, scale=None, **options):
+        super().check_options(conditioned, scale=scale, **options)
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "folder": self.folder, "mask_size": self.mask_size}

@@ -9,6 +9,8 @@ least one known pixel, so holes shrink layer by layer.
 import keras
 from keras import layers, ops
 
+from kerasgen.layers import PixelShuffle
+
 
 @keras.saving.register_keras_serializable(package="kerasgen")
 class PartialConv2D(layers.Layer):
@@ -140,3 +142,238 @@ def build_pconv_unet(image_shape=(None, None, 3), depth: int = 5, num_filters: i
                                                  name=f"decode{level}_bn")(features)
             features = layers.LeakyReLU(0.2, name=f"decode{level}_lrelu")(features)
     return keras.Model([image, valid], features, name=name)
+
+
+def layer_seed(seed, index):
+    """A distinct initialiser seed per layer (one seeded initialiser reused draws the same
+    values for every layer of the same shape), or None for random."""
+    return None if seed is None else int(seed) * 1000 + int(index)
+
+
+def gated_conv(inputs, filters, kernel_size, strides=1, dilation_rate=1, activation="elu",
+               seed=None, name=None):
+    """Gated convolution (Yu et al. 2019, arXiv:1806.03589, eq. 1): `phi(W_f x) *
+    sigmoid(W_g x)`, a learned soft mask per position and channel in place of the partial
+    convolution's hard rule. Two builtin convolutions and a multiply.
+
+    The feature kernels start at variance 4 / fan-in: each gate about halves the signal, and
+    with Glorot's the 17 layers of `build_gated_generator` start with outputs of std 1e-6 and
+    gradients under Adam's epsilon (measured); 4 gives std 0.03.
+    """
+    def conv(activation, initializer, suffix):
+        return layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                             dilation_rate=dilation_rate, activation=activation,
+                             kernel_initializer=initializer, name=f"{name}_{suffix}")(inputs)
+
+    features = conv(activation, keras.initializers.VarianceScaling(
+        4.0, "fan_in", "truncated_normal", seed=layer_seed(seed, 0)), "features")
+    gate = conv("sigmoid", keras.initializers.GlorotUniform(seed=layer_seed(seed, 1)), "gate")
+    return layers.Multiply(name=name)([features, gate])
+
+
+def build_gated_generator(image_shape=(None, None, 3), num_filters: int = 24, seed=None,
+                          name="gated_generator"):
+    """The gated-convolution generator of DeepFill v2 (Yu et al. 2019, the coarse network of
+    Fig. 3 and the released `inpaint_model.py`), one stage: 5x5 and 3x3 gated convolutions
+    down to 1/4 resolution, dilated gated convolutions (rates 2, 4, 8, 16) for a wide
+    receptive field, nearest up-sampling back, ELU activations, linear image output.
+
+    Args:
+        image_shape: (H, W, C). H and W may be None (any multiple of 4).
+        num_filters: int. The paper's `cnum` (48); 24 fits a CPU.
+        seed: int. Weight initialisation seed.
+
+    Returns:
+        A functional `keras.Model`: `[masked image in [0, 1], valid mask]` -> image.
+    """
+    if int(num_filters) < 2:
+        raise ValueError(f"num_filters must be at least 2, got {num_filters}.")
+    channels = image_shape[-1]
+    image = keras.Input((*image_shape[:2], channels), name="image")
+    valid = keras.Input((*image_shape[:2], 1), name="valid")
+    width = int(num_filters)
+    # (filters, kernel, stride, dilation) of the paper's coarse network; "up" = x2 nearest.
+    plan = [(width, 5, 1, 1), (2 * width, 3, 2, 1), (2 * width, 3, 1, 1),
+            (4 * width, 3, 2, 1), (4 * width, 3, 1, 1), (4 * width, 3, 1, 1),
+            (4 * width, 3, 1, 2), (4 * width, 3, 1, 4), (4 * width, 3, 1, 8),
+            (4 * width, 3, 1, 16), (4 * width, 3, 1, 1), (4 * width, 3, 1, 1), "up",
+            (2 * width, 3, 1, 1), (2 * width, 3, 1, 1), "up", (width, 3, 1, 1),
+            (width // 2, 3, 1, 1)]
+    features = layers.Concatenate(name="image_and_mask")([image, valid])
+    for index, step in enumerate(plan):
+        if step == "up":
+            # Nearest x2 as four copies through depth_to_space: `UpSampling2D` hides the
+            # channel count of dynamic shapes, which TFLite's convolutions need.
+            features = PixelShuffle(2, name=f"up{index}")(
+                layers.Concatenate(name=f"up{index}_copies")([features] * 4))
+            continue
+        filters, kernel_size, strides, dilation = step
+        features = gated_conv(features, filters, kernel_size, strides, dilation,
+                              seed=layer_seed(seed, 2 * index), name=f"gated{index}")
+    output = layers.Conv2D(channels, 3, padding="same", name="to_image",
+                           kernel_initializer=keras.initializers.GlorotUniform(
+                               seed=layer_seed(seed, 2 * len(plan))))(features)
+    return keras.Model([image, valid], output, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class SpectralConv2D(layers.Layer):
+    """A convolution whose kernel is divided by its largest singular value (spectral
+    normalisation, Miyato et al. 2018, arXiv:1802.05957): one power iteration per training
+    call, `u` kept between steps and not differentiated, the gradient taken through
+    `W / sigma(W)`. (`keras.layers.SpectralNormalization` instead overwrites the kernel.)
+
+    `u` is updated from the kernel alone, identically on every replica, so it is stored once
+    ("only_first_replica") under `tf.distribute`.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, use_bias=True,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, self.kernel_size, input_shape[-1],
+                                  self.filters), initializer=self.kernel_initializer)
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") \
+            if self.use_bias else None
+        self.vector_u = self.add_weight(
+            name="vector_u", shape=(1, self.filters), trainable=False,
+            initializer=keras.initializers.RandomNormal(seed=0),
+            aggregation="only_first_replica")
+
+    def call(self, inputs, training=False):
+        matrix = ops.reshape(self.kernel, (-1, self.filters))
+        u = ops.convert_to_tensor(self.vector_u)
+
+        def normalize(vector):
+            return vector / (ops.sqrt(ops.sum(ops.square(vector))) + 1e-12)
+
+        v = normalize(ops.matmul(u, ops.transpose(matrix)))
+        if training:
+            u = normalize(ops.matmul(v, matrix))
+            self.vector_u.assign(u)
+            v = normalize(ops.matmul(u, ops.transpose(matrix)))
+        u, v = ops.stop_gradient(u), ops.stop_gradient(v)
+        sigma = ops.sum(ops.matmul(v, matrix) * u)
+        outputs = ops.conv(inputs, self.kernel / sigma, strides=self.strides, padding="same")
+        return outputs if self.bias is None else outputs + self.bias
+
+    def compute_output_shape(self, input_shape):
+        def reduced(size):
+            return None if size is None else -(-size // self.strides)
+
+        return (input_shape[0], reduced(input_shape[1]), reduced(input_shape[2]), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
+def build_patch_discriminator(image_shape=(None, None, 3), num_filters: int = 64,
+                              num_layers: int = 6, kernel_size: int = 5, seed=None,
+                              name="sn_patch_discriminator"):
+    """SN-PatchGAN (Yu et al. 2019, section 3.2): `num_layers` stride-2 spectrally normalised
+    convolutions (filters `num_filters` x 1, 2, 4, 4, ...), LeakyReLU(0.2) between them; the
+    last layer's map is the logits, one per patch, each scored by the GAN loss. The last layer
+    has no bias: the hinge loss's gradient on it is zero while the logits are in the margin.
+
+    Args:
+        image_shape: (H, W, C) of the images; the discriminator also sees the hole mask.
+        num_filters, num_layers, kernel_size: the paper's 64, 6, 5.
+        seed: int. Weight initialisation seed.
+
+    Returns:
+        A functional `keras.Model`: `[image in [0, 1], holes (1 = hole)]` -> logit map.
+    """
+    if int(num_filters) < 1 or int(num_layers) < 1:
+        raise ValueError(f"num_filters and num_layers must be positive, got {num_filters}, "
+                         f"{num_layers}.")
+    image = keras.Input((*image_shape[:2], image_shape[-1]), name="image")
+    holes = keras.Input((*image_shape[:2], 1), name="holes")
+    # [0, 1] images, as the generator sees them, centred for the first layer.
+    features = layers.Concatenate(name="image_and_holes")(
+        [layers.Rescaling(2.0, offset=-1.0, name="centre")(image), holes])
+    for level in range(int(num_layers)):
+        last = level == int(num_layers) - 1
+        features = SpectralConv2D(
+            num_filters * min(2 ** level, 4), kernel_size, strides=2, use_bias=not last,
+            name=f"conv{level}",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=layer_seed(seed, level)))(
+            features)
+        if not last:
+            features = layers.LeakyReLU(0.2, name=f"conv{level}_lrelu")(features)
+    return keras.Model([image, holes], features, name=name)
+
+
+def build_context_encoder(image_size: int = 64, channels: int = 3, num_filters: int = 64,
+                          bottleneck: int = 4000, seed=None, name="context_encoder"):
+    """The Context Encoder's generator (Pathak et al. 2016, arXiv:1604.07379, and its released
+    `train.lua`): 4x4 stride-2 convolutions (LeakyReLU 0.2, batch norm after the first) down to
+    4x4, a 4x4 convolution to a `bottleneck`-wide code, then 4x4 transposed convolutions
+    (batch norm, ReLU) back up. It predicts the whole `image_size` square (the composite keeps
+    the known pixels); the paper's network predicts the centre only.
+
+    Args:
+        image_size: int. Side of the square inputs (a power of two >= 8; the paper's 128).
+        channels: int. Image channels.
+        num_filters: int. Filters of the first layer (the paper's 64).
+        bottleneck: int. Width of the code (the paper's 4000).
+        seed: int. Weight initialisation seed.
+
+    Returns:
+        A functional `keras.Model`: `[masked image in [0, 1], valid mask]`, both
+        `image_size` square -> image.
+    """
+    size = int(image_size)
+    if size < 8 or size & (size - 1):
+        raise ValueError(f"image_size must be a power of two >= 8, got {image_size}.")
+    if int(num_filters) < 1 or int(bottleneck) < 1:
+        raise ValueError(f"num_filters and bottleneck must be positive, got {num_filters}, "
+                         f"{bottleneck}.")
+    image = keras.Input((size, size, channels), name="image")
+    valid = keras.Input((size, size, 1), name="valid")
+    layer_count = iter(range(1000))
+
+    def initializer():  # DCGAN's N(0, 0.02), as the paper's code
+        return keras.initializers.RandomNormal(stddev=0.02,
+                                               seed=layer_seed(seed, next(layer_count)))
+
+    levels = size.bit_length() - 3  # stride-2 steps from `size` down to 4
+    features = layers.Concatenate(name="image_and_mask")(
+        [layers.Rescaling(2.0, offset=-1.0, name="centre")(image), valid])
+    for level in range(levels):
+        features = layers.Conv2D(num_filters * min(2 ** level, 8), 4, strides=2,
+                                 padding="same", use_bias=level == 0,
+                                 kernel_initializer=initializer(), name=f"encode{level}")(features)
+        if level > 0:
+            features = layers.BatchNormalization(synchronized=True,
+                                                 name=f"encode{level}_bn")(features)
+        features = layers.LeakyReLU(0.2, name=f"encode{level}_lrelu")(features)
+    features = layers.Conv2D(int(bottleneck), 4, padding="valid", use_bias=False,
+                             kernel_initializer=initializer(), name="bottleneck")(features)
+    features = layers.BatchNormalization(synchronized=True, name="bottleneck_bn")(features)
+    features = layers.LeakyReLU(0.2, name="bottleneck_lrelu")(features)
+    features = layers.Conv2DTranspose(num_filters * min(2 ** (levels - 1), 8), 4,
+                                      padding="valid", use_bias=False,
+                                      kernel_initializer=initializer(), name="expand")(features)
+    for level in reversed(range(levels)):
+        features = layers.BatchNormalization(synchronized=True,
+                                             name=f"decode{level}_bn")(features)
+        features = layers.ReLU(name=f"decode{level}_relu")(features)
+        last = level == 0
+        features = layers.Conv2DTranspose(
+            channels if last else num_filters * min(2 ** (level - 1), 8), 4, strides=2,
+            padding="same", use_bias=last, kernel_initializer=initializer(),
+            name="to_image" if last else f"decode{level}")(features)
+    # tanh as in the paper, mapped to the [0, 1] images of this family.
+    output = layers.Activation("tanh", name="tanh")(features)
+    output = layers.Rescaling(0.5, offset=0.5, name="to_unit")(output)
+    return keras.Model([image, valid], output, name=name)
