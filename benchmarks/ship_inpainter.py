@@ -64,6 +64,11 @@ def main():
     rows = [{"model": config["model"], "dataset": args.dataset,
              "setting": f"free-form {label}", **report["buckets"][label]["model"],
              "best_peer_margin_db": margins[label][0]} for label in report["buckets"]]
+    phases = "".join(
+        f"\n- Fine-tuned (`benchmarks/finetune_inpainter.py`): {phase['steps']} steps from step "
+        f"{phase['start_step']}, learning rate {phase['learning_rate']:g}, SSIM weight "
+        f"{phase['ssim_weight']:g}, {phase['cpu_minutes']:.0f} CPU-minutes."
+        for phase in config.get("fine_tune", []))
     card = f"""# {args.name}
 
 Partial-convolution U-Net inpainter (kerasgen's `pconv_unet` preset, Liu et al. 2018) for colour
@@ -72,8 +77,9 @@ photos with free-form holes. `kerasgen apply {args.name} IMAGE... --mask MASK.pn
 ## Training
 - Data: {args.train_data}; random {config['model_kwargs'].get('patch_size', 128)}-pixel crops with
   flips and rotations, free-form holes cut on the fly (5-50 %, strokes sized for 400-pixel photos).
-- Steps: {steps} at batch {config['batch_size']} ({config['epochs']} epochs of
-  {config['steps_per_epoch']}){budget}, 2 CPU cores, no GPU.
+- Steps: {steps} at batch {config['batch_size']} in all ({config['epochs']} epochs of
+  {config['steps_per_epoch']} by `kerasgen train`, then the fine-tuning below){budget}, 2 CPU
+  cores, no GPU.{phases}
 
 ## Measured (`kerasgen evaluate RUN --dataset {args.dataset}`, the README's protocol)
 

@@ -270,6 +270,19 @@ ADVERSARIAL = {
 }
 
 
+def test_no_two_layers_start_with_the_same_weights():
+    # One seeded initialiser reused draws the same values for layers of the same shape (the
+    # paper's depth-7 U-Net had three such pairs, DeepFill's gates equalled their features).
+    from kerasgen.models.inpainting import build_gated_generator, build_pconv_unet
+
+    for network in (build_pconv_unet(depth=7, num_filters=2, seed=0),
+                    build_gated_generator(num_filters=4, seed=0)):
+        kernels = [w.numpy() for w in network.weights if w.path.endswith("kernel")]
+        for index, kernel in enumerate(kernels):
+            assert not any(kernel.shape == other.shape and np.array_equal(kernel, other)
+                           for other in kernels[index + 1:]), network.name
+
+
 def test_spectral_convolution_divides_by_the_largest_singular_value():
     layer = SpectralConv2D(6, 3, kernel_initializer=keras.initializers.RandomNormal(seed=3))
     inputs = tf.random.uniform([2, 9, 7, 4], seed=5)
@@ -422,21 +435,21 @@ def test_cli_train_apply_evaluate_on_odd_sized_files(tmp_path, capsys):
     assert "biharmonic" in printed and "telea" in printed and (tmp_path / "grid.png").exists()
 
 
-def test_cli_trains_deepfill_on_a_folder_of_user_masks(tmp_path):
+def test_cli_trains_an_adversarial_member_on_a_folder_of_user_masks(tmp_path):
     masks = tmp_path / "masks"
     masks.mkdir()
     for index in range(2):
         _png(masks / f"{index}.png", stroke_mask(40, 60, seed=index))
     run = tmp_path / "run"
-    assert cli.main(["train", "deepfill_v2", "--dataset", "photos", "--epochs", "1",
-                     "--steps-per-epoch", "2", "--batch-size", "4", "--num-filters", "4",
-                     "--discriminator-filters", "4", "--discriminator-layers", "3",
-                     "--patch-size", "32", "--mask-folder", str(masks), "--out", str(run)]) == 0
+    assert cli.main(["train", "context_encoder", "--dataset", "photos", "--epochs", "1",
+                     "--steps-per-epoch", "2", "--batch-size", "4", "--network-size", "32",
+                     "--num-filters", "8", "--bottleneck", "16", "--discriminator-filters", "4",
+                     "--mask-folder", str(masks), "--out", str(run)]) == 0
     config = json.loads((run / "run_config.json").read_text())
     assert config["model_kwargs"]["mask_folder"] == str(masks)
     model = keras.models.load_model(run / "model.keras")
     assert isinstance(model.masks, masks_module.FolderMasks)
-    assert int(model.optimizer.iterations) == 2 and (run / "deepfill_v2.tflite").exists()
+    assert int(model.optimizer.iterations) == 2 and (run / "context_encoder.tflite").exists()
     assert cli.main(["train", "deepfill_v2", "--mask-folder", str(tmp_path / "none"),
                      "--out", str(tmp_path / "bad")]) != 0
     assert not (tmp_path / "bad").exists()

@@ -110,14 +110,19 @@ def build_pconv_unet(image_shape=(None, None, 3), depth: int = 5, num_filters: i
     channels = image_shape[-1]
     image = keras.Input((*image_shape[:2], channels), name="image")
     valid = keras.Input((*image_shape[:2], 1), name="valid")
-    initializer = keras.initializers.HeNormal(seed=seed)
+
+    def initializer(index):
+        # A seed per layer: from depth 6 on, layers share kernel shapes and one seeded
+        # initialiser would start them equal.
+        return keras.initializers.HeNormal(seed=layer_seed(seed, index))
+
     kernels = [7, 5, 5] + [3] * max(0, depth - 3)
 
     features, mask = image, valid
     skips = [(features, mask)]
     for level in range(depth):
         features, mask = PartialConv2D(num_filters * min(2 ** level, 8), kernels[level],
-                                       strides=2, kernel_initializer=initializer,
+                                       strides=2, kernel_initializer=initializer(level),
                                        name=f"encode{level}")([features, mask])
         if level > 0:
             # Synchronised: statistics over the global batch under tf.distribute.
@@ -134,7 +139,7 @@ def build_pconv_unet(image_shape=(None, None, 3), depth: int = 5, num_filters: i
         mask = layers.Maximum(name=f"decode{level}_mask")([mask, skip_mask])
         last = level == 0
         features, mask = PartialConv2D(channels if last else num_filters * min(2 ** level, 8),
-                                       3, kernel_initializer=initializer,
+                                       3, kernel_initializer=initializer(depth + level),
                                        name="to_image" if last else f"decode{level}")(
             [features, mask])
         if not last:

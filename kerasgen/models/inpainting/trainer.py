@@ -143,7 +143,7 @@ class Inpainter(NetworkOptimizers, ImageToImageModel, NestedObjects, SeededModel
     Args:
         network: `keras.Model`. `[image with holes set to 0, valid mask (1 = known)]` ->
             image in [0, 1] (e.g. `build_pconv_unet`).
-        masks: `HoleMask`. The holes cut during training.
+        masks: `HoleMask` or `FolderMasks`. The holes cut during training.
         reconstruction: str. "l1" (Liu et al.) or "l2" (the Context Encoder's) error per pixel.
         valid_weight, hole_weight, tv_weight: float. The loss weights (paper: 1, 6, 0.1).
         perceptual_weight, style_weight: float. VGG16 loss weights (paper: 0.05, 120).
@@ -164,11 +164,9 @@ class Inpainter(NetworkOptimizers, ImageToImageModel, NestedObjects, SeededModel
     RECONSTRUCTIONS = ("l1", "l2")
 
     def __init__(self, network, masks, reconstruction="l1", valid_weight=1.0, hole_weight=6.0,
-                 tv_weight=0.1,
-                 perceptual_weight=0.0, style_weight=0.0, ssim_weight=0.0,
-                 patch_size: int = 64,
-                 size_multiple=32, network_size=None, learning_rate=LEARNING_RATE, seed=None,
-                 **kwargs):
+                 tv_weight=0.1, perceptual_weight=0.0, style_weight=0.0, ssim_weight=0.0,
+                 patch_size: int = 64, size_multiple=32, network_size=None,
+                 learning_rate=LEARNING_RATE, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if int(patch_size) < 1 or int(patch_size) % int(size_multiple):
             raise ValueError(f"patch_size must be a positive multiple of {size_multiple} (the "
@@ -184,6 +182,9 @@ class Inpainter(NetworkOptimizers, ImageToImageModel, NestedObjects, SeededModel
                    ssim_weight)
         if min(weights) < 0:
             raise ValueError(f"Loss weights must be >= 0, got {weights}.")
+        if ssim_weight and int(patch_size) < 11:
+            raise ValueError(f"The SSIM term needs crops of at least 11 pixels (its window), "
+                             f"got patch_size {patch_size}.")
         self.network = network
         self.masks = masks
         self.reconstruction = reconstruction
