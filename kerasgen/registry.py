@@ -5,8 +5,8 @@ README's "Adding a model"). Names registered twice are refused.
 """
 
 from kerasgen.model_index import unknown_model
-from kerasgen.models import (classifier, conditional_gan, dcgan, inpainting, restoration,
-                             translation, vae, wgan_gp)
+from kerasgen.models import (classifier, conditional_gan, dcgan, enhancement, inpainting,
+                             restoration, translation, vae, wgan_gp)
 
 
 def merge_presets(*families):
@@ -32,6 +32,7 @@ MODELS = merge_presets(
     restoration.PRESETS,
     translation.PRESETS,
     inpainting.PRESETS,
+    enhancement.PRESETS,
 )
 
 def register(presets, models=None):

@@ -32,7 +32,7 @@ def test_list_and_unknown_model_errors(capsys):
     assert listed == ["beta_vae", "cgan", "classifier", "context_encoder", "cvae", "cyclegan",
                       "dcgan", "deepfill_v2", "dncnn", "dncnn_blind", "dncnn_color", "edsr",
                       "espcn", "ffdnet", "ffdnet_color", "fsrcnn", "iwae", "pconv_unet",
-                      "pix2pix", "vae", "wgan_gp"]
+                      "pix2pix", "vae", "wgan_gp", "zero_dce"]
     valid = "Valid models: " + ", ".join(listed)
     assert cli.main(["train", "stylegan9"]) == 2
     assert f"Unknown model 'stylegan9'. {valid}" in capsys.readouterr().err

@@ -73,14 +73,18 @@ class SingleOptimizer(Optimizers):
 
     default_learning_rate = 1e-3
 
+    def default_optimizer(self):
+        """The optimizer `compile` makes when given none: Adam at `default_learning_rate`."""
+        return keras.optimizers.Adam(self.default_learning_rate)
+
     def compile(self, optimizer=None, **kwargs):
         """Configure training.
 
         Args:
-            optimizer: `keras.optimizers.Optimizer`. Defaults to Adam at the family's
-                `default_learning_rate` (1e-3).
+            optimizer: `keras.optimizers.Optimizer`. Defaults to the family's
+                `default_optimizer()` (Adam at `default_learning_rate`, 1e-3).
         """
-        optimizer = optimizer or keras.optimizers.Adam(self.default_learning_rate)
+        optimizer = optimizer or self.default_optimizer()
         super().compile(optimizer=optimizer, **kwargs)
         # Built now so that `.keras` loading finds its slots and restores its moments.
         self.optimizer.build(self.trainable_variables)

@@ -1,0 +1,64 @@
+"""`Darken`: the synthetic low-light degradation (seeded, as a layer).
+
+LLNet's protocol (Lore et al. 2017, "LLNet: A deep autoencoder approach to natural low-light
+image enhancement", Pattern Recognition 61): a random gamma darkening `x ** gamma`, gamma in
+[2, 3.5] here, then sensor noise. The noise is Poisson-Gaussian in its usual heteroscedastic
+Gaussian form (Foi et al. 2008): standard deviation `sqrt(shot * y + read ** 2)` of the dark
+intensity `y`, with per-image `shot` and `read` levels; the result is clipped to [0, 1] like a
+sensor's.
+"""
+
+import keras
+import tensorflow as tf
+
+from kerasgen.layers.degradations import Degradation
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class Darken(Degradation):
+    """Clean float images in [0, 1] -> dark, noisy ones (no condition).
+
+    Args:
+        gamma_range: (float, float). Per-image gamma, uniform. Defaults to (2, 3.5).
+        max_shot: float. Per-image shot-noise level, uniform in [0, max_shot] (variance per
+            unit of intensity). Defaults to 0.01.
+        max_read: float. Per-image read-noise level (std), uniform in [0, max_read].
+            Defaults to 0.02 (about 5 levels of 255).
+    """
+
+    def __init__(self, gamma_range=(2.0, 3.5), max_shot: float = 0.01, max_read: float = 0.02,
+                 **kwargs):
+        kwargs.setdefault("name", "darken")
+        super().__init__(**kwargs)
+        low, high = (float(value) for value in gamma_range)
+        if not 1.0 <= low <= high:
+            raise ValueError(f"gamma_range must satisfy 1 <= low <= high (gamma > 1 darkens), "
+                             f"got {gamma_range}.")
+        if float(max_shot) < 0 or float(max_read) < 0:
+            raise ValueError(f"Noise levels must be >= 0, got max_shot={max_shot}, "
+                             f"max_read={max_read}.")
+        self.gamma_range = (low, high)
+        self.max_shot, self.max_read = float(max_shot), float(max_read)
+
+    def degrade(self, clean, batch, seed):
+        # 1. Per image: gamma, shot and read levels, drawn for the global batch.
+        count = batch.global_batch_size
+        levels = keras.random.uniform((count, 3), seed=seed)
+        low, high = self.gamma_range
+        gamma = low + (high - low) * levels[:, 0]
+        shot, read = self.max_shot * levels[:, 1], self.max_read * levels[:, 2]
+        gamma, shot, read = (tf.reshape(batch.slice(value), [-1, 1, 1, 1])
+                             for value in (gamma, shot, read))
+        # 2. Darken, then heteroscedastic sensor noise, clipped like a sensor's output.
+        dark = tf.pow(tf.clip_by_value(clean, 0.0, 1.0), gamma)
+        shape = tf.concat([[count], tf.shape(clean)[1:]], axis=0)
+        noise = batch.slice(keras.random.normal(shape, seed=seed))
+        return tf.clip_by_value(dark + noise * tf.sqrt(shot * dark + read ** 2), 0.0, 1.0), None
+
+    def check_options(self, conditioned, scale=None, **options):
+        super().check_options(conditioned, scale=scale, **options)
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "gamma_range": list(self.gamma_range),
+                "max_shot": self.max_shot, "max_read": self.max_read}

@@ -1,0 +1,169 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasgen import cli, export
+from kerasgen.data import restoration as rdata
+from kerasgen.distribute import ReplicaBatch
+from kerasgen.models.enhancement import Darken, ZeroDCE, apply_curves, build_zero_dce
+from kerasgen.models.enhancement import evaluation, zero_dce
+from tests.helpers import (assert_export_parity, assert_fit_moves_weights,
+                           assert_mirrored_step_equal, assert_round_trip)
+
+TINY = {"num_filters": 8, "patch_size": 32}
+
+
+def tiny(seed=0, **overrides):
+    model = build_zero_dce(seed=seed, **{**TINY, **overrides})
+    model.compile()
+    return model
+
+
+def photo(height, width, index=2):
+    return rdata.load_images("photos")[index][:height, :width]
+
+
+def _png(path, array):
+    tf.io.write_file(str(path), tf.io.encode_png(array))
+    return str(path)
+
+
+# --- the darkening and the curves ----------------------------------------------------------
+
+def test_darkening_draws_gamma_in_its_range_and_repeats_by_seed():
+    clean = tf.random.uniform([6, 16, 16, 3], 0.05, 1.0, seed=1)
+    quiet = Darken((2.0, 3.5), max_shot=0.0, max_read=0.0)
+    dark, condition = quiet.degrade(clean, ReplicaBatch(6), keras.random.SeedGenerator(3))
+    assert condition is None
+    gammas = np.log(dark.numpy()) / np.log(clean.numpy())  # noise off: dark = clean ** gamma
+    per_image = gammas.reshape(6, -1)
+    np.testing.assert_allclose(per_image, per_image[:, :1].repeat(per_image.shape[1], 1),
+                               rtol=1e-3)  # one gamma per image
+    assert (2.0 - 1e-3 <= per_image).all() and (per_image <= 3.5 + 1e-3).all()
+    noisy = Darken()
+    first = noisy.degrade(clean, ReplicaBatch(6), keras.random.SeedGenerator(5))[0].numpy()
+    again = noisy.degrade(clean, ReplicaBatch(6), keras.random.SeedGenerator(5))[0].numpy()
+    np.testing.assert_array_equal(first, again)
+    assert 0.0 <= first.min() and first.max() <= 1.0 and first.mean() < clean.numpy().mean()
+    with pytest.raises(ValueError, match="gamma > 1 darkens"):
+        Darken((0.5, 2.0))
+    with pytest.raises(ValueError, match="Noise levels must be >= 0"):
+        Darken(max_read=-0.1)
+
+
+def test_curves_and_losses_against_hand_computations():
+    x = tf.constant([[[[0.2, 0.5, 0.8]]]])
+    np.testing.assert_allclose(apply_curves(x, tf.zeros([1, 1, 1, 24])).numpy(), x.numpy())
+    # alpha = -1 once: x - (x^2 - x) = 2x - x^2 (brightens); 0 for the other seven.
+    curves = tf.concat([-tf.ones([1, 1, 1, 3]), tf.zeros([1, 1, 1, 21])], axis=-1)
+    np.testing.assert_allclose(apply_curves(x, curves).numpy(),
+                               [[[[0.36, 0.75, 0.96]]]], rtol=1e-6)
+    flat = tf.fill([2, 32, 32, 3], 0.6)
+    np.testing.assert_allclose(zero_dce.exposure_control(flat).numpy(), [0, 0], atol=1e-12)
+    np.testing.assert_allclose(zero_dce.exposure_control(flat * 0.5).numpy(), [0.09] * 2,
+                               rtol=1e-5)
+    np.testing.assert_allclose(zero_dce.colour_constancy(flat).numpy(), [0, 0], atol=1e-5)
+    red = tf.concat([tf.fill([1, 4, 4, 1], 0.5), tf.zeros([1, 4, 4, 2])], axis=-1)
+    # D = squared mean differences: 0.25 for R-G and R-B, 0 for G-B; sqrt(2 * 0.25^2)
+    np.testing.assert_allclose(zero_dce.colour_constancy(red).numpy(), [0.25 * 2 ** 0.5],
+                               rtol=1e-5)
+    image = tf.random.uniform([2, 16, 16, 3], seed=2)
+    np.testing.assert_allclose(zero_dce.spatial_consistency(image, image).numpy(), [0, 0])
+    assert (zero_dce.spatial_consistency(image * 0.2, image).numpy() > 0).all()
+    ramp = tf.reshape(tf.range(4, dtype=tf.float32), [1, 4, 1, 1]) * tf.ones([1, 4, 3, 2])
+    # Vertical steps of 1 on 3 * 3 pairs of each of 2 maps, / ((4 - 1) * 3); none across.
+    np.testing.assert_allclose(zero_dce.illumination_smoothness(ramp).numpy(),
+                               [2.0 * (18.0 / 9.0)], rtol=1e-6)
+
+
+# --- training, reload, distribution, export ------------------------------------------------
+
+def test_fit_moves_every_weight_and_reload_takes_the_same_next_step(tmp_path):
+    model = tiny(seed=1)
+    data = model.training_data("photos", 4, seed=0)
+    history = assert_fit_moves_weights(model, data, steps=2)
+    assert set(history) == {"loss", "psnr", "exposure"}
+    assert_round_trip(model, tmp_path / "zero_dce.keras",
+                      lambda m: m.fit(data, epochs=1, steps_per_epoch=1, verbose=0))
+    reloaded = keras.models.load_model(tmp_path / "zero_dce.keras", safe_mode=True)
+    assert isinstance(reloaded, ZeroDCE) and reloaded.degradation.gamma_range == (2.0, 3.5)
+
+
+def test_training_lifts_the_exposure_of_dark_images():
+    model = tiny(seed=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, global_clipnorm=0.1))
+    data = model.training_data("photos", 8, seed=0)
+    history = model.fit(data, epochs=4, steps_per_epoch=15, verbose=0).history
+    assert history["exposure"][-1] < 0.7 * history["exposure"][0], history["exposure"]
+    dark = (photo(40, 56).astype(np.float32) / 255.0) ** 3
+    dark = np.round(dark * 255).astype(np.uint8)
+    enhanced = model.apply(dark).numpy()[0]
+    assert enhanced.mean() > dark.mean() + 20, (enhanced.mean(), dark.mean())
+
+
+def test_mirrored_step_equals_single_device_step(mirrored_strategy):
+    def build():
+        model = tiny(seed=4)
+        model.compile(optimizer=keras.optimizers.SGD(0.05))
+        return model
+
+    batch = tiny().training_data("photos", 8, seed=3).take(1)
+    assert_mirrored_step_equal(build, batch, mirrored_strategy, atol=5e-5,
+                               metrics=("loss", "psnr", "exposure"))
+
+
+def test_enhance_signature_and_tflite_on_odd_sizes(tmp_path):
+    model = tiny(seed=5)
+    model.fit(model.training_data("photos", 4), epochs=1, steps_per_epoch=5, verbose=0)
+    image = (photo(45, 61, index=0) // 4)[None]
+    assert_export_parity(model, tmp_path, [image])
+    assert export.signature_summary(tmp_path / model.name / "1")["enhance"] == {
+        "inputs": {"images": ("uint8", [None, None, None, 3])},
+        "outputs": {"images": ("uint8", [None, None, None, 3])}}
+
+
+# --- the classical peers and the CLI -------------------------------------------------------
+
+def test_evaluation_scores_real_pairs_and_synthetic_darkening_with_the_peers(tmp_path):
+    model = tiny(seed=6)
+    pairs = tmp_path / "pairs"
+    for part in ("low", "high"):
+        (pairs / part).mkdir(parents=True)
+    for index in (1, 2):
+        high = photo(40, 48, index=index)
+        _png(pairs / "high" / f"{index}.png", high)
+        _png(pairs / "low" / f"{index}.png", (high // 5).astype(np.uint8))
+    report = evaluation.evaluate_enhancement(model, str(pairs))
+    rows = report["methods"]
+    assert report["kind"] == "real pairs" and report["num_images"] == 2
+    assert list(rows) == ["model", "input", "clahe", "histogram_eq", "oracle_gamma"]
+    assert rows["oracle_gamma"]["psnr"] > rows["input"]["psnr"] + 3  # a gamma undoes / 5 well
+    assert any("model - best peer" in line for line in evaluation.enhancement_table(report))
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    _png(clean / "a.png", photo(40, 48))
+    dark, truth, kind = evaluation.load_pairs(str(clean))
+    again, _, _ = evaluation.load_pairs(str(clean))
+    assert kind.startswith("synthetic") and np.array_equal(dark[0], again[0])
+    assert dark[0].mean() < truth[0].mean() - 30
+    (pairs / "high" / "2.png").unlink()
+    with pytest.raises(Exception, match="lacks"):
+        evaluation.load_pairs(str(pairs))
+
+
+def test_cli_train_apply_on_odd_sized_files(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["train", "zero_dce", "--dataset", "photos", "--epochs", "1",
+                     "--steps-per-epoch", "2", "--batch-size", "4", "--num-filters", "4",
+                     "--patch-size", "32", "--out", str(run)]) == 0
+    assert (run / "zero_dce.tflite").exists()
+    image = _png(tmp_path / "dark.png", (photo(37, 51) // 4).astype(np.uint8))
+    out = tmp_path / "out"
+    assert cli.main(["apply", str(run), image, "--out", str(out)]) == 0
+    enhanced = tf.io.decode_png(tf.io.read_file(str(out / "dark.png"))).numpy()
+    assert enhanced.shape == (37, 51, 3)
+    assert cli.main(["train", "zero_dce", "--patch-size", "8", "--out",
+                     str(tmp_path / "bad")]) == 2
+    assert "patch_size must be at least 16" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
