@@ -215,8 +215,9 @@ def _model_help(preset):
 
 
 def _list_registered(listing):
+    width = max([12] + [len(entry["name"]) for entry in listing])
     for entry in listing:
-        print(f"{entry['name']:12s} {entry['task']:15s} {entry['description']}")
+        print(f"{entry['name']:{width}s} {entry['task']:15s} {entry['description']}")
     print()
 
 
