@@ -135,6 +135,15 @@ def test_training_holes_from_a_folder_of_user_masks(tmp_path):
     with pytest.raises(ValueError, match="empty holds no PNG"):
         (tmp_path / "empty").mkdir()
         tiny(mask_folder=str(tmp_path / "empty"))
+    # Inference needs the model only, not the training masks.
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    reloaded = keras.models.load_model(tmp_path / "folder.keras")
+    image = photo(37, 53)
+    mask = stroke_mask(37, 53)
+    np.testing.assert_array_equal(reloaded.apply(image, mask=mask).numpy()[0][mask[..., 0] == 0],
+                                  image[mask[..., 0] == 0])
 
 
 def test_tfds_photo_sets_fail_fast_offline_naming_the_alternatives(monkeypatch, tmp_path):

@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from kerasgen import losses
 from kerasgen.distribute import ReplicaBatch, step_logs
-from kerasgen.metrics import unit_psnr
 from kerasgen.models.inpainting.trainer import Inpainter
 
 
@@ -90,9 +89,7 @@ class AdversarialInpainter(Inpainter):
         self.optimizer.apply_gradients(zip(g_tape.gradient(g_loss, variables), variables))
 
         # 5. Per-image trackers; PSNR of the clamped composite.
-        self.loss_tracker.update_state(g_per_example)
-        self.hole_tracker.update_state(hole_error)
-        self.psnr_tracker.update_state(unit_psnr(composite, clean))
+        self.track(g_per_example, hole_error, composite, clean)
         self.d_loss_tracker.update_state(d_per_example)
         self.g_gan_loss_tracker.update_state(gan_per_example)
         return step_logs(self.metrics)

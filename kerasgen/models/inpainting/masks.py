@@ -246,7 +246,9 @@ class FolderMasks(Degradation):
     """Cuts the user's own holes: each training image gets a mask drawn from a folder, flipped,
     transposed (one of the eight symmetries) and resized (nearest) to the crop.
 
-    The folder is read when the layer is made (a resumed or reloaded run reads it again).
+    The folder is read on the first training step (`load`; builders call it at once, so a
+    bad folder is refused before a run starts): a reloaded model applies and exports without
+    it, and a resumed run reads it again.
 
     Args:
         folder: str. 8-bit greyscale images, white (255) = hole, black = known, any sizes.
@@ -260,19 +262,27 @@ class FolderMasks(Degradation):
             raise ValueError(f"mask_size must be positive, got {mask_size}.")
         self.folder = str(folder)
         self.mask_size = int(mask_size)
-        self.masks = load_mask_folder(self.folder, self.mask_size)
+        self._folder_masks = None
+
+    def load(self):
+        """The folder's masks, float32 numpy `[M, S, S, 1]`, read and checked once."""
+        if self._folder_masks is None:
+            with tf.init_scope():  # eagerly, also when first called while tracing a step
+                self._folder_masks = load_mask_folder(self.folder, self.mask_size).numpy()
+        return self._folder_masks
 
     def degrade(self, clean, batch, seed):
         # 1. One stateless seed per step from the trainer's resumable stream; per image a mask
         # and a symmetry, drawn for the global batch.
         step_seed = keras.random.randint((2,), 0, 2 ** 31 - 1, seed=seed, dtype="int32")
         count = batch.global_batch_size
-        index = tf.random.stateless_uniform([count], step_seed, 0, int(self.masks.shape[0]),
+        folder_masks = self.load()
+        index = tf.random.stateless_uniform([count], step_seed, 0, len(folder_masks),
                                             dtype=tf.int32)
         flips = tf.random.stateless_uniform(
             [count, 3, 1, 1, 1], tf.random.experimental.stateless_fold_in(step_seed, 1), 0, 2,
             dtype=tf.int32) > 0
-        masks = tf.gather(self.masks, index)
+        masks = tf.gather(tf.constant(folder_masks), index)
         masks = tf.where(flips[:, 0], masks[:, :, ::-1], masks)
         masks = tf.where(flips[:, 1], masks[:, ::-1], masks)
         masks = tf.where(flips[:, 2], tf.transpose(masks, [0, 2, 1, 3]), masks)

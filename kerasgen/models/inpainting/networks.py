@@ -12,8 +12,48 @@ from keras import layers, ops
 from kerasgen.layers import PixelShuffle
 
 
+class SquareConvolution(layers.Layer):
+    """What kerasgen's own convolution layers share: a square kernel, "same" padding, a
+    stride, an optional bias, and their config.
+
+    Args:
+        filters: int. Output channels.
+        kernel_size: int. Square kernel side.
+        strides: int. Defaults to 1.
+        use_bias: bool. Defaults to True.
+        kernel_initializer: Defaults to "glorot_uniform".
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, use_bias=True,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build_kernel(self, channels):
+        """The `kernel` (`[k, k, channels, filters]`) and the `bias` (None without one)."""
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.kernel_size, self.kernel_size, channels, self.filters),
+            initializer=self.kernel_initializer)
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") \
+            if self.use_bias else None
+
+    def output_sizes(self, sizes):
+        """Spatial output sizes: ceil(size / strides); None stays None."""
+        return [None if size is None else -(-size // self.strides) for size in sizes]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "strides": self.strides,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
 @keras.saving.register_keras_serializable(package="kerasgen")
-class PartialConv2D(layers.Layer):
+class PartialConv2D(SquareConvolution):
     """`[features, valid]` -> `[features', valid']`, Liu et al. 2018, eq. (1)-(2).
 
     `valid` is one channel (1 = known pixel) shared by every feature channel. With `W` the
@@ -25,30 +65,15 @@ class PartialConv2D(layers.Layer):
     Zero padding counts as missing, so border windows are rescaled too (the paper's
     "partial convolution based padding"). Builtin TFLite ops only.
 
-    Args:
-        filters: int. Output channels.
-        kernel_size: int. Square kernel side.
-        strides: int. Defaults to 1.
-        use_bias: bool. Defaults to True.
-        kernel_initializer: Defaults to "he_normal" (the paper's ReLU network).
+    Args: those of `SquareConvolution`; `kernel_initializer` defaults to "he_normal" (the
+    paper's ReLU network).
     """
 
-    def __init__(self, filters, kernel_size, strides=1, use_bias=True,
-                 kernel_initializer="he_normal", **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.strides = int(strides)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+    def __init__(self, filters, kernel_size, kernel_initializer="he_normal", **kwargs):
+        super().__init__(filters, kernel_size, kernel_initializer=kernel_initializer, **kwargs)
 
     def build(self, input_shape):
-        channels = input_shape[0][-1]
-        self.kernel = self.add_weight(
-            name="kernel", shape=(self.kernel_size, self.kernel_size, channels, self.filters),
-            initializer=self.kernel_initializer)
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") \
-            if self.use_bias else None
+        self.build_kernel(input_shape[0][-1])
 
     def call(self, inputs):
         features, valid = inputs
@@ -71,18 +96,8 @@ class PartialConv2D(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         features, valid = input_shape
-
-        def reduced(size):
-            return None if size is None else -(-size // self.strides)
-
-        spatial = [reduced(size) for size in features[1:3]]
+        spatial = self.output_sizes(features[1:3])
         return (features[0], *spatial, self.filters), (valid[0], *spatial, 1)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
 
 def build_pconv_unet(image_shape=(None, None, 3), depth: int = 5, num_filters: int = 32,
@@ -222,31 +237,18 @@ def build_gated_generator(image_shape=(None, None, 3), num_filters: int = 24, se
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class SpectralConv2D(layers.Layer):
+class SpectralConv2D(SquareConvolution):
     """A convolution whose kernel is divided by its largest singular value (spectral
     normalisation, Miyato et al. 2018, arXiv:1802.05957): one power iteration per training
     call, `u` kept between steps and not differentiated, the gradient taken through
     `W / sigma(W)`. (`keras.layers.SpectralNormalization` instead overwrites the kernel.)
 
     `u` is updated from the kernel alone, identically on every replica, so it is stored once
-    ("only_first_replica") under `tf.distribute`.
+    ("only_first_replica") under `tf.distribute`. Args: those of `SquareConvolution`.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, use_bias=True,
-                 kernel_initializer="glorot_uniform", **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.strides = int(strides)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-
     def build(self, input_shape):
-        self.kernel = self.add_weight(
-            name="kernel", shape=(self.kernel_size, self.kernel_size, input_shape[-1],
-                                  self.filters), initializer=self.kernel_initializer)
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") \
-            if self.use_bias else None
+        self.build_kernel(input_shape[-1])
         self.vector_u = self.add_weight(
             name="vector_u", shape=(1, self.filters), trainable=False,
             initializer=keras.initializers.RandomNormal(seed=0),
@@ -270,16 +272,7 @@ class SpectralConv2D(layers.Layer):
         return outputs if self.bias is None else outputs + self.bias
 
     def compute_output_shape(self, input_shape):
-        def reduced(size):
-            return None if size is None else -(-size // self.strides)
-
-        return (input_shape[0], reduced(input_shape[1]), reduced(input_shape[2]), self.filters)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+        return (input_shape[0], *self.output_sizes(input_shape[1:3]), self.filters)
 
 
 def build_patch_discriminator(image_shape=(None, None, 3), num_filters: int = 64,

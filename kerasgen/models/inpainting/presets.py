@@ -15,7 +15,9 @@ from kerasgen.tasks import IMAGE_TO_IMAGE
 def training_masks(mask_kind, ratios, stroke_scale=None, mask_folder=None):
     """The training holes: the user's `mask_folder` where given, else drawn `mask_kind`."""
     if mask_folder:
-        return FolderMasks(mask_folder)
+        masks = FolderMasks(mask_folder)
+        masks.load()  # refuses a missing or bad folder now, before any run starts
+        return masks
     return HoleMask(mask_kind, ratios, stroke_scale or None)
 
 

@@ -263,10 +263,14 @@ class Inpainter(NetworkOptimizers, ImageToImageModel, NestedObjects, SeededModel
             gradients = tape.gradient(mean_loss, self.network.trainable_variables)
             self.optimizer.apply_gradients(zip(gradients, self.network.trainable_variables))
         # 3. Per-image trackers; PSNR of the clamped composite.
+        self.track(per_image, hole_error, composite, clean)
+        return step_logs(self.metrics)
+
+    def track(self, per_image, hole_error, composite, clean):
+        """Update the per-image trackers: loss, hole error, PSNR of the clamped composite."""
         self.loss_tracker.update_state(per_image)
         self.hole_tracker.update_state(hole_error)
         self.psnr_tracker.update_state(unit_psnr(composite, clean))
-        return step_logs(self.metrics)
 
     def train_step(self, data_batch):
         return self._step(data_batch, training=True)
