@@ -59,12 +59,12 @@ ANCHORS = {("BSD68", 15.0, None): "BM3D 31.07, DnCNN-S 31.73",
 TRAIN_TIME = "train_time.json"
 
 
-def train(model_name, options, epochs, run_dir):
+def train(model_name, options, epochs, run_dir, steps_per_epoch=STEPS_PER_EPOCH):
     """Train (or finish) a run; its wall and CPU seconds are kept in RUN/train_time.json."""
     path = run_dir / TRAIN_TIME
     timing = json.loads(path.read_text()) if path.exists() else {"wall_s": 0.0, "cpu_s": 0.0}
     start, cpu_start = time.perf_counter(), time.process_time()
-    result = training.train(model_name, epochs=epochs, steps_per_epoch=STEPS_PER_EPOCH,
+    result = training.train(model_name, epochs=epochs, steps_per_epoch=steps_per_epoch,
                             out_dir=run_dir, export_formats=("tflite",), verbose=2,
                             model_options=options)
     timing["wall_s"] += time.perf_counter() - start

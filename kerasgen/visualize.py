@@ -48,3 +48,26 @@ def save_figures(figures, out_dir, prefix="", title=None):
     return {name: save_image_grid(images, Path(out_dir) / f"{prefix}{name}.png",
                                   title=f"{title}, {name}" if title else name, columns=columns)
             for name, (images, columns) in figures.items()}
+
+
+def write_comparison_grid(rows, path):
+    """A side-by-side comparison PNG: each row a list of uint8 HxWxC images (e.g. input,
+    peers, model, truth) with 4-pixel white gaps, every tile cropped to the smallest image.
+    Written at `path` (folders created); returns the path."""
+    import tensorflow as tf
+
+    height = min(tile.shape[0] for row in rows for tile in row)
+    width = min(tile.shape[1] for row in rows for tile in row)
+    gap = np.full((height, 4, rows[0][0].shape[-1]), 255, np.uint8)
+    lines = []
+    for row in rows:
+        tiles = [tile[:height, :width] for tile in row]
+        lines.append(np.concatenate([part for tile in tiles for part in (tile, gap)][:-1],
+                                    axis=1))
+    picture = np.concatenate([part for line in lines
+                              for part in (line, np.full((4, *line.shape[1:]), 255, np.uint8))
+                              ][:-1], axis=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tf.io.write_file(str(path), tf.io.encode_png(picture))
+    return path

@@ -6,7 +6,10 @@ import tensorflow as tf
 from kerasgen import cli, export
 from kerasgen.data import restoration as rdata
 from kerasgen.distribute import ReplicaBatch
-from kerasgen.models.enhancement import Darken, ZeroDCE, apply_curves, build_zero_dce
+from kerasgen.data.sources import DataError
+from kerasgen.models.enhancement import (Darken, LowLightEnhancer, ZeroDCE, apply_curves,
+                                         build_lowlight_enhancer, build_zero_dce,
+                                         build_zero_dce_plus)
 from kerasgen.models.enhancement import evaluation, zero_dce
 from tests.helpers import (assert_export_parity, assert_fit_moves_weights,
                            assert_mirrored_step_equal, assert_round_trip)
@@ -134,8 +137,11 @@ def test_evaluation_scores_real_pairs_and_synthetic_darkening_with_the_peers(tmp
         high = photo(40, 48, index=index)
         _png(pairs / "high" / f"{index}.png", high)
         _png(pairs / "low" / f"{index}.png", (high // 5).astype(np.uint8))
-    report = evaluation.evaluate_enhancement(model, str(pairs))
+    report = evaluation.evaluate_enhancement(model, str(pairs), grid=str(tmp_path / "grid.png"))
     rows = report["methods"]
+    grid = tf.io.decode_png(tf.io.read_file(report["grid"])).numpy()
+    assert grid.shape == (2 * 40 + 4, 5 * 48 + 4 * 4, 3)  # 2 rows of input, 2 peers, model, truth
+    np.testing.assert_array_equal(grid[:40, :48], (photo(40, 48, index=1) // 5))
     assert report["kind"] == "real pairs" and report["num_images"] == 2
     assert list(rows) == ["model", "input", "clahe", "histogram_eq", "oracle_gamma"]
     assert rows["oracle_gamma"]["psnr"] > rows["input"]["psnr"] + 3  # a gamma undoes / 5 well
@@ -148,7 +154,7 @@ def test_evaluation_scores_real_pairs_and_synthetic_darkening_with_the_peers(tmp
     assert kind.startswith("synthetic") and np.array_equal(dark[0], again[0])
     assert dark[0].mean() < truth[0].mean() - 30
     (pairs / "high" / "2.png").unlink()
-    with pytest.raises(Exception, match="lacks"):
+    with pytest.raises(DataError, match="Pairs must match by file name"):
         evaluation.load_pairs(str(pairs))
 
 
@@ -167,3 +173,134 @@ def test_cli_train_apply_on_odd_sized_files(tmp_path, capsys):
                      str(tmp_path / "bad")]) == 2
     assert "patch_size must be at least 16" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+# --- Zero-DCE++ ----------------------------------------------------------------------------
+
+def test_zero_dce_plus_applies_one_separable_curve_set_eight_times(tmp_path):
+    model = build_zero_dce_plus(num_filters=8, patch_size=32, downscale=2, seed=3)
+    model.compile()
+    convolutions = [layer for layer in model.network.layers if "conv" in layer.name]
+    assert len(convolutions) == 7 and all(isinstance(layer, keras.layers.SeparableConv2D)
+                                          for layer in convolutions)
+    # The paper's 10k weights (its depthwise convolutions also carry 291 biases).
+    assert build_zero_dce_plus().network.count_params() + 291 == 10_561
+    data = model.training_data("photos", 4, seed=1)
+    assert_fit_moves_weights(model, data, steps=2)
+    model = assert_round_trip(model, tmp_path / "plus.keras",
+                              lambda m: m.fit(data, epochs=1, steps_per_epoch=1, verbose=0))
+    assert model.curve_iterations == 8 and model.network.get_layer("down").factor == 2
+    images = tf.random.uniform([1, 20, 28, 3], 0.0, 0.3, seed=4)
+    alpha = model.network(images).numpy()
+    assert alpha.shape == (1, 20, 28, 3)
+    expected = images.numpy()
+    for _ in range(8):  # the same maps at every iteration
+        expected = expected + alpha * (expected ** 2 - expected)
+    np.testing.assert_allclose(model.enhance_float(images).numpy(), np.clip(expected, 0, 1),
+                               atol=1e-5)
+    assert_export_parity(model, tmp_path, [(photo(45, 61, index=0) // 4)[None]])
+    with pytest.raises(ValueError, match="does not export quantize='int8'"):
+        export.export_tflite(model, tmp_path / "int8.tflite", "int8")
+
+
+# --- the supervised enhancer ---------------------------------------------------------------
+
+UNET = {"num_filters": 8, "depth": 2, "patch_size": 32}
+
+
+def tiny_unet(seed=0, **overrides):
+    model = build_lowlight_enhancer(seed=seed, **{**UNET, **overrides})
+    model.compile()
+    return model
+
+
+def write_pairs(folder, sizes=((64, 72), (70, 66))):
+    """A pair folder: photo crops in high/, their gamma-3 darkening in low/."""
+    for part in ("low", "high"):
+        (folder / part).mkdir(parents=True)
+    for index, (height, width) in enumerate(sizes):
+        high = photo(height, width, index=index + 1)
+        low = np.round((high / 255.0) ** 3 * 255.0).astype(np.uint8)
+        _png(folder / "high" / f"{index}.png", high)
+        _png(folder / "low" / f"{index}.png", low)
+    return folder
+
+
+def test_unet_trains_on_real_pairs_reloads_and_exports_on_odd_sizes(tmp_path):
+    model = tiny_unet(seed=1)
+    pairs = model.training_data(str(write_pairs(tmp_path / "pairs")), 4, seed=0)
+    low, high = next(iter(pairs))
+    assert low.shape == high.shape == (4, 32, 32, 3)
+    np.testing.assert_allclose(low.numpy(), np.round(high.numpy() ** 3 * 255) / 255, atol=1e-6)
+    assert_fit_moves_weights(model, pairs, steps=2)
+    assert_round_trip(model, tmp_path / "unet.keras",
+                      lambda m: m.fit(pairs, epochs=1, steps_per_epoch=1, verbose=0))
+    image = (photo(61, 67, index=0) // 5)[None]
+    assert_export_parity(model, tmp_path, [image])
+    assert "enhance" in export.signature_summary(tmp_path / model.name / "1")
+    int8 = export.export_tflite(model, tmp_path / "int8.tflite", "int8")
+    assert export.tflite_parity(int8, model, inputs=[image])["mean_abs_diff"] <= 3.0
+
+
+def test_supervised_loss_is_l1_plus_weighted_ssim_and_mirrors(mirrored_strategy):
+    model = tiny_unet(ssim_weight=0.5)
+    restored = tf.random.uniform([2, 32, 32, 3], -0.1, 1.1, seed=5)
+    targets = tf.random.uniform([2, 32, 32, 3], seed=6)
+    expected = (np.abs(restored.numpy() - targets.numpy()).mean(axis=(1, 2, 3))
+                + 0.5 * (1 - tf.image.ssim(tf.clip_by_value(restored, 0, 1), targets, 1.0)))
+    np.testing.assert_allclose(model.per_image_loss(restored, targets).numpy(), expected,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="ssim_weight must be >= 0"):
+        tiny_unet(ssim_weight=-1.0)
+    with pytest.raises(ValueError, match="at least 11 pixels"):
+        tiny_unet(patch_size=8)
+    batch = model.training_data("photos", 8, seed=2).take(1)
+    assert_mirrored_step_equal(lambda: tiny_unet(seed=3), batch, mirrored_strategy,
+                               metrics=("loss", "psnr"), atol=5e-5, rel=1e-4)
+
+
+def test_pair_folders_refuse_mismatched_sizes_16_bit_and_unpaired_files(tmp_path):
+    model = tiny_unet()
+    sizes = write_pairs(tmp_path / "sizes")
+    _png(sizes / "high" / "1.png", photo(60, 60))
+    with pytest.raises(DataError, match="aligned pixel for pixel"):
+        model.training_data(str(sizes), 2)
+    deep = write_pairs(tmp_path / "deep")
+    tf.io.write_file(str(deep / "low" / "0.png"),
+                     tf.io.encode_png(np.zeros((64, 72, 3), np.uint16)))
+    with pytest.raises(DataError, match="16-bit PNG"):
+        model.training_data(str(deep), 2)
+    unpaired = write_pairs(tmp_path / "unpaired")
+    (unpaired / "low" / "1.png").rename(unpaired / "low" / "9.png")
+    with pytest.raises(DataError, match="Pairs must match by file name"):
+        model.training_data(str(unpaired), 2)
+    # LOL's download root: training reads our485/, the benchmark eval15/.
+    root = tmp_path / "LOL"
+    write_pairs(root / "our485")
+    write_pairs(root / "eval15", sizes=((40, 48),))
+    assert next(iter(model.training_data(str(root), 2)))[0].shape == (2, 32, 32, 3)
+    assert len(evaluation.load_pairs(str(root))[0]) == 1
+    # Zero-DCE on real pairs: its losses see the real low image (the high one is only logged).
+    zero = tiny()
+    history = zero.fit(zero.training_data(str(root), 2), epochs=1, steps_per_epoch=2,
+                       verbose=0).history
+    assert np.isfinite(history["loss"]).all() and history["psnr"][0] > 0
+
+
+def test_cli_trains_the_unet_on_pairs_and_refuses_images_below_its_receptive_field(
+        tmp_path, capsys):
+    pairs = write_pairs(tmp_path / "pairs")
+    run = tmp_path / "run"
+    assert cli.main(["train", "lowlight_unet", "--dataset", str(pairs), "--epochs", "1",
+                     "--steps-per-epoch", "2", "--batch-size", "2", "--num-filters", "4",
+                     "--depth", "2", "--patch-size", "32", "--out", str(run)]) == 0
+    assert isinstance(keras.models.load_model(run / "model.keras"), LowLightEnhancer)
+    image = _png(tmp_path / "dark.png", (photo(61, 67) // 4).astype(np.uint8))
+    small = _png(tmp_path / "small.png", (photo(40, 40) // 4).astype(np.uint8))
+    out = tmp_path / "out"
+    assert cli.main(["apply", str(run), image, "--out", str(out)]) == 0
+    assert tf.io.decode_png(tf.io.read_file(str(out / "dark.png"))).shape == (61, 67, 3)
+    capsys.readouterr()
+    assert cli.main(["apply", str(run), image, small, "--out", str(tmp_path / "none")]) == 2
+    assert "smaller than this network's receptive field (56 px)" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

@@ -123,3 +123,20 @@ OUT_DIR = "inpainting"
     assert "'mask': ('uint8', [None, None, None, 1])" in signature
     assert "known pixels kept: True" in outputs
     assert (tmp_path / "inpainting" / "grid.png").exists()
+
+
+def test_enhancement_notebook(tmp_path, data_dir):
+    outputs = run_notebook("07_enhancement.ipynb", f"""DATA_DIR = {str(data_dir)!r}
+TRAIN_DATA = "photos"
+EVAL_DATA = "LOL"
+EPOCHS = 1
+STEPS_PER_EPOCH = 2
+BATCH_SIZE = 4
+UNET_OPTIONS = {{"num_filters": 4, "depth": 2, "patch_size": 32}}
+ZERO_DCE_OPTIONS = {{"num_filters": 4, "patch_size": 32}}
+OUT_DIR = "enhancement"
+""", tmp_path)
+    assert "LOL (real pairs), 15 images" in outputs
+    assert outputs.count("model - best peer") == 2
+    assert "enhance" in outputs and "builtin ops only: True" in outputs
+    assert (tmp_path / "enhancement" / "lowlight_unet_grid.png").exists()

@@ -16,7 +16,9 @@ from tests.helpers import assert_fit_moves_weights, assert_mirrored_step_equal, 
 
 TINY = {"dncnn": {"depth": 4, "num_filters": 16}, "ffdnet": {"depth": 4, "num_filters": 16},
         "espcn": {"num_filters": (16, 8)}, "fsrcnn": {"d": 16, "s": 8, "m": 1},
-        "edsr": {"num_blocks": 2, "num_filters": 16}}
+        "edsr": {"num_blocks": 2, "num_filters": 16},
+        "drrn": {"num_recursions": 3, "num_filters": 16},
+        "recurrent_denoiser": {"num_stages": 3, "num_filters": 8, "num_blocks": 1}}
 
 
 def tiny(preset, seed=0, **overrides):
@@ -156,7 +158,8 @@ def test_unreadable_files_are_refused(tmp_path):
 
 # --- training ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["dncnn", "dncnn_blind", "ffdnet", "espcn", "fsrcnn", "edsr"])
+@pytest.mark.parametrize("preset", ["dncnn", "dncnn_blind", "ffdnet", "espcn", "fsrcnn", "edsr",
+                                    "drrn", "recurrent_denoiser"])
 def test_fit_moves_every_weight_and_lowers_the_loss(preset):
     model = tiny(preset, seed=1)
     patches = photo_patches(model, patch_size=16 if model.scale == 1 else 8)
@@ -187,7 +190,20 @@ def test_reload_keeps_weights_optimizer_and_noise_stream(tmp_path):
     assert loaded.restored_iterations == [3]
 
 
-@pytest.mark.parametrize("preset", ["dncnn_blind", "espcn"])
+@pytest.mark.parametrize("preset", ["drrn", "recurrent_denoiser"])
+def test_recurrent_networks_reload_and_take_the_same_next_step(preset, tmp_path):
+    model = tiny(preset, seed=4)
+    patch = 16 if model.scale == 1 else 8
+    model.fit(photo_patches(model, patch_size=patch), epochs=1, steps_per_epoch=2, verbose=0)
+    batch = next(iter(photo_patches(model, seed=9, patch_size=patch)))
+    loaded = assert_round_trip(
+        model, tmp_path / f"{preset}.keras",
+        lambda m: m.fit(batch, epochs=1, verbose=0, batch_size=8, shuffle=False))
+    low = photo(33, 37, channels=model.image_channels)[None]
+    np.testing.assert_array_equal(loaded.apply(low).numpy(), model.apply(low).numpy())
+
+
+@pytest.mark.parametrize("preset", ["dncnn_blind", "espcn", "recurrent_denoiser"])
 def test_mirrored_strategy_step_equals_single_device_step(mirrored_strategy, preset):
     batch = next(iter(photo_patches(tiny(preset), batch_size=16, patch_size=12, seed=5)))
     assert_mirrored_step_equal(lambda: tiny(preset, seed=6), tf.data.Dataset.from_tensors(batch),
@@ -268,7 +284,8 @@ def test_dynamic_shape_saved_model_rest_and_tflite_parity_on_odd_sizes(trained_d
         assert not any(op.startswith("Flex") for op in report["ops"])
 
 
-@pytest.mark.parametrize("preset", ["ffdnet_color", "fsrcnn", "edsr"])
+@pytest.mark.parametrize("preset", ["ffdnet_color", "fsrcnn", "edsr", "drrn",
+                                    "recurrent_denoiser"])
 def test_every_family_exports_builtin_tflite_with_dynamic_shapes(preset, tmp_path):
     model = tiny(preset, seed=5)
     model.fit(photo_patches(model, patch_size=8 if model.scale > 1 else 16), epochs=1,
@@ -281,6 +298,67 @@ def test_every_family_exports_builtin_tflite_with_dynamic_shapes(preset, tmp_pat
     if model.conditioned:  # int8 calibration feeds both inputs by name
         int8 = export.export_tflite(model, tmp_path / f"{preset}_int8.tflite", "int8")
         assert export.tflite_parity(int8, model, inputs=inputs)["mean_abs_diff"] <= 3.0
+
+
+# --- the recurrent networks ----------------------------------------------------------------
+
+def test_drrn_shares_one_recursive_block_across_its_units():
+    model = tiny("drrn", seed=7)
+    network = model.network
+    kernels = [w for w in network.weights if w.path.endswith("kernel")]
+    # Entry, the recursive pair, exit: the recursion adds no weights whatever its depth.
+    assert [w.path.split("/")[0] for w in kernels] == [
+        "entry", "recursive_conv1", "recursive_conv2", "exit"]
+    deeper = build_restorer("drrn", color="y", num_recursions=7, num_filters=16)
+    assert deeper.network.count_params() == network.count_params()
+    assert build_restorer("drrn", color="y", num_recursions=25).network.count_params() == 297_601
+    units = keras.Model(network.inputs, [network.get_layer(f"unit{u}").output for u in (1, 2, 3)])
+    low = tf.random.uniform([1, 9, 11, 1], seed=1)
+    before = [unit.numpy() for unit in units(low)]
+    conv1 = network.get_layer("recursive_conv1").kernel
+    conv1.assign(conv1 * 1.5)  # one shared kernel: every unit changes
+    after = [unit.numpy() for unit in units(low)]
+    assert all(np.abs(a - b).max() > 1e-3 for a, b in zip(before, after))
+    # The exit starts at zero: the untrained network is MATLAB-style bicubic up-scaling.
+    fresh = build_restorer("drrn", color="y", num_recursions=2, num_filters=8).network
+    np.testing.assert_allclose(fresh(low).numpy(), rdata.bicubic_upscale(low, 3).numpy(),
+                               atol=1e-6)
+
+
+def test_recurrent_denoiser_carries_its_convlstm_state_across_stages():
+    model = tiny("recurrent_denoiser", seed=8)
+    model.fit(photo_patches(model), epochs=1, steps_per_epoch=3, verbose=0)
+    network = model.network
+    layer = network.get_layer
+    blocks = [(layer(f"block{i}_conv1"), layer(f"block{i}_conv2")) for i in range(1)]
+
+    def unrolled(noisy, carry_state):
+        """The stages by hand with the network's own (shared) layers."""
+        hidden = cell = tf.zeros([*noisy.shape[:3], 8])
+        estimate = noisy
+        for _ in range(3):
+            x = layer("stage_in")(tf.concat([noisy, estimate], axis=-1))
+            hidden, cell = layer("convlstm")([x, hidden, cell])
+            if not carry_state:
+                hidden, cell = tf.zeros_like(hidden), tf.zeros_like(cell)
+                hidden, cell = layer("convlstm")([x, hidden, cell])
+            x = hidden
+            for first, second in blocks:
+                x = tf.nn.relu(x + second(first(x)))
+            estimate = noisy + layer("stage_out")(x)
+        return estimate.numpy()
+
+    noisy = tf.random.uniform([1, 12, 10, 1], seed=2)
+    output = network(noisy).numpy()
+    np.testing.assert_allclose(output, unrolled(noisy, carry_state=True), atol=1e-5)
+    assert np.abs(output - unrolled(noisy, carry_state=False)).max() > 1e-4
+    # One stage's weights serve every stage: the depth of the recursion adds none.
+    assert build_restorer("recurrent_denoiser", sigma=25.0, num_stages=6, num_filters=8,
+                          num_blocks=1).network.count_params() == network.count_params()
+    with pytest.raises(ValueError, match="num_stages must be positive"):
+        build_restorer("recurrent_denoiser", sigma=25.0, num_stages=0)
+    with pytest.raises(ValueError, match="num_recursions must be positive"):
+        build_restorer("drrn", color="y", num_recursions=-1)
 
 
 # --- CLI and shipped models ----------------------------------------------------------------

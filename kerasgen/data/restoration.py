@@ -347,3 +347,55 @@ def patch_dataset(images, patch_size, batch_size, seed=0, augment=True, start_ba
     dataset = tf.data.Dataset.counter(start_batch * batch_size).map(
         make_patch, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+# --- real (degraded, clean) pairs ---------------------------------------------------------------
+
+# A pair folder holds the degraded images in `low/` and the clean ones in `high/` (files pair
+# by name); LOL's download root holds its training pairs in `our485/` and its test pairs in
+# `eval15/`.
+PAIR_PARTS = ("low", "high")
+PAIR_SPLITS = {"train": ("our485",), "test": ("eval15",)}
+
+
+def pair_folder(name, split="train"):
+    """The folder with `low/` and `high/` that `name` points to (itself, or LOL's `our485/`
+    for training and `eval15/` for testing), or None when `name` is no pair folder."""
+    if catalog.is_path(name) or Path(str(name)).is_dir():
+        root = Path(str(name))
+        for folder in (root, *(root / child for child in PAIR_SPLITS[split])):
+            if all((folder / part).is_dir() for part in PAIR_PARTS):
+                return folder
+    return None
+
+
+def load_pair_folder(folder, channels=None):
+    """`(degraded, clean, names)` of a pair folder: uint8 HxWxC arrays, pair by pair the same
+    size (16-bit and alpha files are refused by `read_image`, as elsewhere)."""
+    folder = Path(folder)
+    degraded, clean, names = [], [], []
+    for low_path, high_path in sources.matched_files(*(folder / part for part in PAIR_PARTS)):
+        low, high = read_image(low_path), read_image(high_path)
+        if channels is not None:
+            low, high = as_channels(low, channels), as_channels(high, channels)
+        if low.shape != high.shape:
+            raise DataError(
+                f"{low_path} is {low.shape[1]}x{low.shape[0]}x{low.shape[2]} and its pair "
+                f"{high_path} is {high.shape[1]}x{high.shape[0]}x{high.shape[2]}; a pair must "
+                "be aligned pixel for pixel (same size and channels).")
+        degraded.append(low)
+        clean.append(high)
+        names.append(low_path.stem)
+    return degraded, clean, names
+
+
+def pair_patch_dataset(degraded, clean, patch_size, batch_size, seed=0, start_batch=0):
+    """`patch_dataset` of aligned pairs: batches of `(degraded, clean)` float32 patches that
+    share their crop and flip (each pair is cut as one image of both channel sets)."""
+    import tensorflow as tf
+
+    channels = degraded[0].shape[-1]
+    stacked = [np.concatenate([low, high], axis=-1) for low, high in zip(degraded, clean)]
+    patches = patch_dataset(stacked, patch_size, batch_size, seed=seed, start_batch=start_batch)
+    return patches.map(lambda both: (both[..., :channels], both[..., channels:]),
+                       num_parallel_calls=tf.data.AUTOTUNE)

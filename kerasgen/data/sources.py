@@ -211,6 +211,20 @@ def list_image_files(folder):
     return files
 
 
+def matched_files(folder_a, folder_b):
+    """`[(file in folder_a, file in folder_b)]` of two folders whose images pair by file stem,
+    sorted; a file without a partner is refused, with examples from each side."""
+    files_a = {path.stem: path for path in list_image_files(folder_a)}
+    files_b = {path.stem: path for path in list_image_files(folder_b)}
+    only_a, only_b = sorted(set(files_a) - set(files_b)), sorted(set(files_b) - set(files_a))
+    if only_a or only_b:
+        raise DataError(
+            f"Pairs must match by file name: {len(only_a)} in {folder_a} without a partner "
+            f"(e.g. {only_a[:3]}), {len(only_b)} in {folder_b} (e.g. {only_b[:3]}). Remove or "
+            "rename them.")
+    return [(files_a[stem], files_b[stem]) for stem in sorted(files_a)]
+
+
 def decode_image_file(path, channels=0):
     """Decode one PNG/JPEG/BMP file into a uint8 HxWxC array; corrupt files name themselves."""
     import tensorflow as tf

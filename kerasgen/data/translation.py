@@ -179,18 +179,10 @@ def _split_side_by_side(path):
 
 
 def _paired_folders(folder_a, folder_b):
-    files_a = {path.stem: path for path in list_image_files(folder_a)}
-    files_b = {path.stem: path for path in list_image_files(folder_b)}
-    only_a, only_b = sorted(set(files_a) - set(files_b)), sorted(set(files_b) - set(files_a))
-    if only_a or only_b:
-        raise DataError(
-            f"Pairs must match by file name: {len(only_a)} in {folder_a} without a partner "
-            f"(e.g. {only_a[:3]}), {len(only_b)} in {folder_b} (e.g. {only_b[:3]}). Remove or "
-            "rename them.")
-    stems = sorted(files_a)
-    return ([decode_image_file(files_a[stem], channels=3) for stem in stems],
-            [decode_image_file(files_b[stem], channels=3) for stem in stems],
-            [files_a[stem] for stem in stems])
+    pairs = sources.matched_files(folder_a, folder_b)
+    return ([decode_image_file(path_a, channels=3) for path_a, _ in pairs],
+            [decode_image_file(path_b, channels=3) for _, path_b in pairs],
+            [path_a for path_a, _ in pairs])
 
 
 def load_paired(source, split="train", data_dir=None):

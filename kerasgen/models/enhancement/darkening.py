@@ -41,6 +41,7 @@ class Darken(Degradation):
         self.max_shot, self.max_read = float(max_shot), float(max_read)
 
     def degrade(self, clean, batch, seed):
+        clean = tf.cast(clean, tf.float32)  # numpy float64 arrays too
         # 1. Per image: gamma, shot and read levels, drawn for the global batch.
         count = batch.global_batch_size
         levels = keras.random.uniform((count, 3), seed=seed)

@@ -2,7 +2,8 @@
 
 Protocol (README, "Low-light enhancement"):
 - `LOL`: the real pairs of LOL-v1's eval15 (`$KERASGEN_DATA_DIR/lowlight/LOL/eval15/{low,high}`,
-  15 pairs, 600x400); a folder with `low/` and `high/` (same file names) is read the same way.
+  15 pairs, 600x400); a folder with `low/` and `high/` (same file names), or a LOL root with
+  `eval15/`, is read the same way.
 - any other image set or folder (e.g. `CBSD68`): each clean colour image darkened once by the
   `Darken` protocol (gamma in [2, 3.5], Poisson-Gaussian noise) with a seed fixed per image
   index, rounded to uint8 (the file a camera would give).
@@ -16,8 +17,6 @@ any single global curve).
 """
 
 import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 
@@ -25,6 +24,7 @@ from kerasgen import metrics
 from kerasgen.data import restoration as restoration_data
 from kerasgen.data import sources
 from kerasgen.data.sources import DataError
+from kerasgen.visualize import write_comparison_grid
 
 LOL_EVAL = "lowlight/LOL/eval15"
 ORACLE_GAMMAS = np.round(np.arange(0.05, 1.0001, 0.01), 2)
@@ -64,24 +64,16 @@ def classical_enhancers():
 
 def load_pairs(dataset, data_dir=None, seed=0):
     """`(dark uint8 images, normal-light uint8 images, kind)` of a benchmark (see above)."""
-    folder = None
     if str(dataset) == "LOL":
         folder = sources.resolve_data_dir(data_dir) / LOL_EVAL
         if not folder.is_dir():
             raise DataError(f"{folder} does not exist; the data directory must hold "
                             f"{LOL_EVAL}/{{low,high}} (see shared/data/MANIFEST.md).")
-    elif (Path(str(dataset)) / "low").is_dir() and (Path(str(dataset)) / "high").is_dir():
-        folder = Path(str(dataset))
+    else:
+        folder = restoration_data.pair_folder(dataset, split="test")
     if folder is not None:
-        low = sources.list_image_files(folder / "low")
-        high = {path.name: path for path in sources.list_image_files(folder / "high")}
-        missing = [path.name for path in low if path.name not in high]
-        if missing:
-            raise DataError(f"{folder}/high lacks {missing[:3]} of low/; pairs share names.")
-        read = restoration_data.read_image
-        return ([restoration_data.as_channels(read(path), 3) for path in low],
-                [restoration_data.as_channels(read(high[path.name]), 3) for path in low],
-                "real pairs")
+        dark, truth, _ = restoration_data.load_pair_folder(folder, channels=3)
+        return dark, truth, "real pairs"
     from kerasgen.data import unit_to_uint8
     from kerasgen.distribute import ReplicaBatch
     from kerasgen.models.enhancement.darkening import Darken
@@ -95,24 +87,38 @@ def load_pairs(dataset, data_dir=None, seed=0):
     return dark, clean, "synthetic dark (Darken, seeded per image)"
 
 
-def evaluate_enhancement(model, dataset, data_dir=None, seed=0, peers=None):
+GRID_COLUMNS = ("input", "clahe", "oracle_gamma", "model")
+GRID_ROWS = 3
+
+
+def evaluate_enhancement(model, dataset, data_dir=None, seed=0, peers=None, grid=None):
     """Score `model` (anything with `apply(images)`) and the peers on `dataset`.
 
+    Args:
+        grid: str. Path of the comparison PNG: for the first images, dark input | CLAHE |
+            oracle gamma | model | normal-light truth. Defaults to
+            `enhancement_<dataset>.png` in the working directory.
+
     Returns:
-        dict: `methods` -> `{psnr, ssim}` means, `dataset`, `kind`, `num_images`.
+        dict: `methods` -> `{psnr, ssim}` means, `dataset`, `kind`, `num_images`, `grid`.
     """
     dark, truth, kind = load_pairs(dataset, data_dir, seed)
     peers = classical_enhancers() if peers is None else peers
     sums = {name: np.zeros(2) for name in ["model", "input", *peers]}
+    grid_rows = []
     for index, (low, high) in enumerate(zip(dark, truth)):
         outputs = {"model": np.asarray(model.apply(low)[0]), "input": low}
         outputs.update({name: enhance(low, high) for name, enhance in peers.items()})
         for name, output in outputs.items():
             sums[name] += (float(metrics.psnr(high[None], output[None])[0]),
                            float(metrics.ssim(high[None], output[None])[0]))
+        if index < GRID_ROWS:
+            grid_rows.append([outputs[name] for name in GRID_COLUMNS if name in outputs]
+                             + [high])
         print(f"[{index + 1}/{len(dark)}] model {sums['model'][0] / (index + 1):.2f} dB",
               file=sys.stderr, flush=True)
-    return {"dataset": str(dataset), "kind": kind, "num_images": len(dark),
+    grid = write_comparison_grid(grid_rows, grid or f"enhancement_{Path(str(dataset)).name}.png")
+    return {"dataset": str(dataset), "kind": kind, "num_images": len(dark), "grid": str(grid),
             "methods": {name: dict(zip(("psnr", "ssim"), (total / len(dark)).tolist()))
                         for name, total in sums.items()}}
 
@@ -130,4 +136,6 @@ def enhancement_table(report):
         model = report["methods"]["model"]
         lines.append(f"  model - best peer ({best}): {model['psnr'] - peers[best]['psnr']:+.2f} "
                      f"dB, SSIM {model['ssim'] - peers[best]['ssim']:+.4f}")
+    if report.get("grid"):
+        lines.append(f"  grid ({' | '.join(GRID_COLUMNS)} | truth): {report['grid']}")
     return lines

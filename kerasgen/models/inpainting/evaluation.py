@@ -20,6 +20,7 @@ import numpy as np
 from kerasgen import metrics
 from kerasgen.data import restoration as restoration_data
 from kerasgen.models.inpainting.masks import BUCKETS, mask_set, parse_ratio
+from kerasgen.visualize import write_comparison_grid
 
 PEER_RADIUS = 3
 
@@ -121,30 +122,9 @@ def evaluate_inpainting(model, dataset, kind="freeform", hole_ratio=None, num_im
         report["buckets"][label] = {
             name: dict(zip(("psnr", "ssim", "l1", "seconds"), (total / len(images)).tolist()))
             for name, total in sums.items()}
-    report["grid"] = str(_write_grid(grid_rows, grid or f"inpainting_{Path(str(dataset)).name}_"
+    report["grid"] = str(write_comparison_grid(grid_rows, grid or f"inpainting_{Path(str(dataset)).name}_"
                                                         f"{kind}.png"))
     return report
-
-
-def _write_grid(rows, path):
-    """The grid PNG: one row per bucket; all rows cropped to the smallest image."""
-    import tensorflow as tf
-
-    height = min(row[0].shape[0] for row in rows)
-    width = min(row[0].shape[1] for row in rows)
-    gap = np.full((height, 4, rows[0][0].shape[-1]), 255, np.uint8)
-    lines = []
-    for row in rows:
-        tiles = [tile[:height, :width] for tile in row]
-        lines.append(np.concatenate([part for tile in tiles for part in (tile, gap)][:-1],
-                                    axis=1))
-    picture = np.concatenate([part for line in lines
-                              for part in (line, np.full((4, *line.shape[1:]), 255, np.uint8))
-                              ][:-1], axis=0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tf.io.write_file(str(path), tf.io.encode_png(picture))
-    return path
 
 
 def inpainting_table(report):

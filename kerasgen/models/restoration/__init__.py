@@ -1,4 +1,5 @@
-"""CNN restoration: DnCNN and FFDNet denoisers, ESPCN / FSRCNN / EDSR super-resolution.
+"""CNN restoration: DnCNN and FFDNet denoisers, ESPCN / FSRCNN / EDSR super-resolution, and
+the recurrent networks: DRRN super-resolution and a PReNet-style recurrent denoiser.
 
 `networks` builds the functional networks, `trainer.Restorer` trains one against a seeded
 degradation layer (`kerasgen.layers.degradations`) and restores uint8 images of any size,
@@ -12,10 +13,14 @@ Example:
 
 References: DnCNN https://arxiv.org/abs/1608.03981, FFDNet https://arxiv.org/abs/1710.04026,
 ESPCN https://arxiv.org/abs/1609.05158, FSRCNN https://arxiv.org/abs/1608.00367,
-EDSR https://arxiv.org/abs/1707.02921.
+EDSR https://arxiv.org/abs/1707.02921, DRRN (CVPR 2017)
+https://openaccess.thecvf.com/content_cvpr_2017/html/Tai_Image_Super-Resolution_via_CVPR_2017_paper.html,
+PReNet https://arxiv.org/abs/1901.09221.
 """
 
-from kerasgen.models.restoration.networks import (ARCHITECTURES, build_dncnn, build_edsr,  # noqa: F401
-                                                  build_espcn, build_ffdnet, build_fsrcnn)
+from kerasgen.models.restoration.networks import (ARCHITECTURES, build_dncnn,  # noqa: F401
+                                                  build_drrn, build_edsr, build_espcn,
+                                                  build_ffdnet, build_fsrcnn,
+                                                  build_recurrent_denoiser)
 from kerasgen.models.restoration.presets import PRESETS, build_restorer  # noqa: F401
 from kerasgen.models.restoration.trainer import Restorer  # noqa: F401

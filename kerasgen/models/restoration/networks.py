@@ -130,6 +130,157 @@ def build_edsr(scale=3, channels=3, num_blocks=16, num_filters=64, residual_scal
     return keras.Model(low, layers.Rescaling(1.0, offset=0.5, name="uncentre")(out), name=name)
 
 
+# --- recurrent networks (the RCNN row) --------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class BicubicUpscale(layers.Layer):
+    """MATLAB-style bicubic up-scaling by an integer factor inside a network (DRRN's
+    interpolated input), as fixed depthwise convolutions that TFLite runs with builtin ops."""
+
+    def __init__(self, scale=3, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = int(scale)
+
+    def call(self, inputs):
+        from kerasgen.data.restoration import bicubic_upscale
+
+        return bicubic_upscale(inputs, self.scale)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *(None if side is None else side * self.scale
+                                  for side in input_shape[1:3]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def build_drrn(scale=3, channels=1, num_recursions=9, num_filters=128, seed=None,
+               name="drrn"):
+    """DRRN B1U{num_recursions} (Tai et al. 2017, "Image Super-Resolution via Deep Recursive
+    Residual Network"): the LR image up-scaled bicubically, an entry convolution, then
+    `num_recursions` residual units `H_u = H_0 + conv2(relu(conv1(relu(H_{u-1}))))` that all
+    use ONE pair of convolutions (the recursion shares its weights), an output convolution and
+    the global residual to the bicubic image.
+
+    Pre-activation without batch norm: one set of batch statistics cannot serve units whose
+    activations differ (as the public PyTorch re-implementations do). The output convolution
+    starts at zero, so training starts from bicubic. B1U25 with 128 filters has 297k weights,
+    the paper's figure.
+    """
+    if int(num_recursions) < 1:
+        raise ValueError(f"num_recursions must be positive, got {num_recursions}.")
+    counter = iter(range(10_000))
+
+    def conv(filters, label, initializer=None):
+        return layers.Conv2D(filters, 3, padding="same", name=label,
+                             kernel_initializer=initializer or _he(seed, next(counter)))
+
+    low = keras.Input((None, None, channels), name="images")
+    upscaled = BicubicUpscale(scale, name="bicubic")(low)
+    entry = conv(num_filters, "entry")(upscaled)
+    # The recursive block: one pair of convolutions, applied in every unit.
+    conv1, conv2 = conv(num_filters, "recursive_conv1"), conv(num_filters, "recursive_conv2")
+    x = entry
+    for unit in range(1, int(num_recursions) + 1):
+        residual = conv2(layers.ReLU(name=f"unit{unit}_relu2")(
+            conv1(layers.ReLU(name=f"unit{unit}_relu1")(x))))
+        x = layers.Add(name=f"unit{unit}")([entry, residual])
+    out = conv(channels, "exit", initializer="zeros")(layers.ReLU(name="exit_relu")(x))
+    return keras.Model(low, layers.Add(name="global_residual")([upscaled, out]), name=name)
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ZeroState(layers.Layer):
+    """Zeros `[N, H, W, filters]` shaped like `inputs`: the ConvLSTM's first state."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        return keras.ops.zeros((shape[0], shape[1], shape[2], self.filters), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ConvLSTMCell(layers.Layer):
+    """One step of a convolutional LSTM (Shi et al. 2015): `[x, h, c] -> [h', c']`, the four
+    gates from one 3x3 convolution of `concat(x, h)`. Calling one cell at every stage shares
+    its weights; the returned state is what the next stage gets."""
+
+    def __init__(self, filters, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.gates = layers.Conv2D(4 * self.filters, 3, padding="same",
+                                   kernel_initializer=kernel_initializer, name="gates")
+
+    def build(self, input_shape):
+        x_shape, h_shape, _ = input_shape
+        self.gates.build((*x_shape[:3], x_shape[-1] + h_shape[-1]))
+
+    def call(self, inputs):
+        x, h, c = inputs
+        gates = self.gates(keras.ops.concatenate([x, h], axis=-1))
+        input_gate, forget_gate, candidate, output_gate = keras.ops.split(gates, 4, axis=-1)
+        c = (keras.ops.sigmoid(forget_gate) * c
+             + keras.ops.sigmoid(input_gate) * keras.ops.tanh(candidate))
+        return [keras.ops.sigmoid(output_gate) * keras.ops.tanh(c), c]
+
+    def compute_output_shape(self, input_shape):
+        state = (*input_shape[0][:3], self.filters)
+        return [state, state]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def build_recurrent_denoiser(channels=1, num_stages=4, num_filters=32, num_blocks=3,
+                             seed=None, name="recurrent_denoiser"):
+    """A progressive recurrent denoiser in the style of PReNet (Ren et al. 2019, "Progressive
+    Image Deraining Networks", arXiv:1901.09221), for Gaussian noise: ONE stage applied
+    `num_stages` times, each on `concat(noisy, previous estimate)`: a 3x3 convolution, a
+    ConvLSTM cell whose state is carried from stage to stage, `num_blocks` residual blocks,
+    and a 3x3 convolution whose output is added to the noisy image (the stage's estimate).
+
+    Stage weights are shared (PReNet's recurrent form); the unrolled stages convert to TFLite
+    builtin ops. The output convolution starts at zero (every stage starts at the identity).
+    """
+    if int(num_stages) < 1 or int(num_blocks) < 0:
+        raise ValueError(f"num_stages must be positive and num_blocks >= 0, got {num_stages}, "
+                         f"{num_blocks}.")
+    counter = iter(range(10_000))
+
+    def conv(filters, label, activation="relu", initializer=None):
+        return layers.Conv2D(filters, 3, padding="same", activation=activation, name=label,
+                             kernel_initializer=initializer or _he(seed, next(counter)))
+
+    noisy = keras.Input((None, None, channels), name="images")
+    stage_in = conv(num_filters, "stage_in")
+    cell = ConvLSTMCell(num_filters, kernel_initializer=keras.initializers.GlorotUniform(
+        None if seed is None else seed + 5000), name="convlstm")
+    blocks = [(conv(num_filters, f"block{index}_conv1"),
+               conv(num_filters, f"block{index}_conv2", activation=None))
+              for index in range(int(num_blocks))]
+    stage_out = conv(channels, "stage_out", activation=None, initializer="zeros")
+    hidden = cell_state = ZeroState(num_filters, name="initial_state")(noisy)
+    estimate = noisy
+    for stage in range(1, int(num_stages) + 1):
+        x = stage_in(layers.Concatenate(name=f"stage{stage}_inputs")([noisy, estimate]))
+        hidden, cell_state = cell([x, hidden, cell_state])
+        x = hidden
+        for index, (first, second) in enumerate(blocks):
+            x = layers.ReLU(name=f"stage{stage}_block{index}_relu")(
+                layers.Add(name=f"stage{stage}_block{index}_add")([x, second(first(x))]))
+        estimate = layers.Add(name=f"stage{stage}")([noisy, stage_out(x)])
+    return keras.Model(noisy, estimate, name=name)
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
     """A restoration network builder and what the trainer must know about it.
@@ -156,4 +307,12 @@ ARCHITECTURES = {
     "fsrcnn": Architecture(build_fsrcnn, BicubicDownscale, lambda m=4, **_: 5 + 2 * m + 4),
     "edsr": Architecture(build_edsr, BicubicDownscale,
                          lambda num_blocks=16, **_: 2 * (2 * num_blocks + 3) + 1),
+    # 2 * recursions + 2 3x3 layers at HR, in LR pixels, plus the bicubic's 5 taps.
+    "drrn": Architecture(build_drrn, BicubicDownscale,
+                         lambda num_recursions=9, scale=3, **_:
+                         -(-(4 * num_recursions + 5) // scale) + 4),
+    # Per stage: input, gates, 2 per block and output 3x3 layers.
+    "recurrent_denoiser": Architecture(
+        build_recurrent_denoiser, GaussianNoise,
+        lambda num_stages=4, num_blocks=3, **_: 2 * num_stages * (3 + 2 * num_blocks) + 1),
 }

@@ -75,6 +75,13 @@ PRESETS = {
                      architecture="espcn", color="y", scale=3, patch_size=17),
     "fsrcnn": _preset("fsrcnn", "FSRCNN(56, 12, 4) (Dong et al. 2016), x3 on the Y channel, T91",
                       "t91", 64, architecture="fsrcnn", color="y", scale=3, patch_size=16),
+    "drrn": _preset("drrn", "DRRN B1U9 (Tai et al. 2017), x3 on the Y channel, one recursive "
+                            "block shared by 9 units, T91", "t91", 32, architecture="drrn",
+                    color="y", scale=3, patch_size=11),
+    "recurrent_denoiser": _preset(
+        "recurrent_denoiser", "PReNet-style progressive recurrent denoiser: one stage x4 with "
+                              "a ConvLSTM state carried across stages, grey, sigma=25, Train400",
+        "train400", 64, architecture="recurrent_denoiser", sigma=25.0),
     "edsr": _preset("edsr", "EDSR-baseline (Lim et al. 2017), x3, RGB, L1 loss, T91", "t91",
                     16, architecture="edsr", color="rgb", scale=3, loss="l1", patch_size=16),
 }

@@ -21,6 +21,7 @@ from kerasgen.tasks import ImageToImageModel
 COLORS = ("grey", "rgb", "y")  # "y": the network sees the BT.601 luma of RGB images
 LOSSES = ("l2", "l1")
 LEARNING_RATE = 1e-3
+SSIM_WINDOW = 11  # tf.image.ssim's Gaussian window
 
 
 def _available_memory():
@@ -57,6 +58,8 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         color: str. `"grey"`, `"rgb"`, or `"y"` (the network restores the BT.601 luma of RGB
             images; the SR protocol). Defaults to `"grey"`.
         loss: str. `"l2"` (DnCNN, FFDNet, ESPCN, FSRCNN) or `"l1"` (EDSR). Defaults to "l2".
+        ssim_weight: float. Adds `ssim_weight * (1 - SSIM)` to the loss (the supervised
+            low-light enhancer's L1 + SSIM). Defaults to 0 (off).
         patch_size: int. Training patch side in network-input pixels (SR patches are
             `patch_size * scale` HR pixels). Defaults to 40 (DnCNN's).
         min_size: int. Smallest input side: the network's receptive field. Defaults to 1.
@@ -68,12 +71,18 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
     nested = ("network", "degradation")
 
     def __init__(self, network, degradation, color="grey", loss="l2", patch_size: int = 40,
-                 min_size=1, size_multiple=1, seed=None, **kwargs):
+                 min_size=1, size_multiple=1, ssim_weight: float = 0.0, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; valid: {list(LOSSES)}.")
         if int(patch_size) < 1:
             raise ValueError(f"patch_size must be a positive number of pixels, got {patch_size}.")
+        if float(ssim_weight) < 0:
+            raise ValueError(f"ssim_weight must be >= 0, got {ssim_weight}.")
+        if float(ssim_weight) and int(patch_size) * degradation.scale < SSIM_WINDOW:
+            raise ValueError(f"The SSIM loss needs patches of at least {SSIM_WINDOW} pixels (its "
+                             f"window), got patch_size={patch_size}.")
+        self.ssim_weight = float(ssim_weight)
         self.network = network
         self.degradation = degradation
         self.color = color
@@ -144,9 +153,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         with tf.GradientTape(watch_accessed_variables=training) as tape:
             # 3. Restore, and the per-image loss: mean squared (or absolute) error.
             restored = self.network(inputs, training=training)
-            error = restored - targets
-            per_image = tf.reduce_mean(tf.square(error) if self.loss == "l2" else tf.abs(error),
-                                       axis=[1, 2, 3])
+            per_image = self.per_image_loss(restored, targets)
             mean_loss = batch.mean(per_image)
         if training:
             gradients = tape.gradient(mean_loss, self.trainable_variables)
@@ -155,6 +162,17 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         self.loss_tracker.update_state(per_image)
         self.psnr_tracker.update_state(unit_psnr(restored, targets))
         return step_logs(self.metrics)
+
+    def per_image_loss(self, restored, targets):
+        """Per image: mean squared (or absolute) error, plus `ssim_weight * (1 - SSIM)` of the
+        clamped output (Zhao et al. 2017, https://arxiv.org/abs/1511.08861)."""
+        error = restored - targets
+        per_image = tf.reduce_mean(tf.square(error) if self.loss == "l2" else tf.abs(error),
+                                   axis=[1, 2, 3])
+        if self.ssim_weight:
+            per_image += self.ssim_weight * (1.0 - tf.image.ssim(
+                tf.clip_by_value(restored, 0.0, 1.0), targets, 1.0))
+        return per_image
 
     def train_step(self, data_batch):
         return self._step(data_batch, training=True)
@@ -173,11 +191,17 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             patch_size: int. Overrides the model's `patch_size` (network-input pixels).
         """
         images = data.load_images(dataset, data_dir, channels=self.image_channels)
+        return data.patch_dataset(images, self.training_patch_side(patch_size), batch_size,
+                                  seed=seed, start_batch=start_batch)
+
+    def training_patch_side(self, patch_size=None):
+        """Side of the clean training patches (`patch_size`, default the model's, times the
+        scale), checked against the network's size multiple."""
         size = (patch_size or self.patch_size) * self.scale
         if size % self.size_multiple:
             raise ValueError(f"patch_size {size} is not a multiple of {self.size_multiple}, "
                              f"which {self.network.name} needs.")
-        return data.patch_dataset(images, size, batch_size, seed=seed, start_batch=start_batch)
+        return size
 
     def check_images(self, images):
         """uint8 `[N, H, W, C]` (or HWC) images this model can restore, as a tensor."""
@@ -377,5 +401,6 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             "patch_size": self.patch_size,
             "min_size": self.min_size,
             "size_multiple": self.size_multiple,
+            "ssim_weight": self.ssim_weight,
         })
         return config
