@@ -67,9 +67,11 @@ def train(model_name, options, epochs, run_dir, steps_per_epoch=STEPS_PER_EPOCH)
     result = training.train(model_name, epochs=epochs, steps_per_epoch=steps_per_epoch,
                             out_dir=run_dir, export_formats=("tflite",), verbose=2,
                             model_options=options)
-    timing["wall_s"] += time.perf_counter() - start
-    timing["cpu_s"] += time.process_time() - cpu_start
-    timing["steps"] = int(result.model.optimizer.iterations)
+    steps = int(result.model.optimizer.iterations)
+    if steps != timing.get("steps"):  # a finished run reloaded adds no training time
+        timing["wall_s"] += time.perf_counter() - start
+        timing["cpu_s"] += time.process_time() - cpu_start
+    timing["steps"] = steps
     path.write_text(json.dumps(timing, indent=2))
     return result.model, timing
 

@@ -194,12 +194,14 @@ def _model_for(load, path, verb):
 
 def _list_shipped(store):
     print("shipped models (kerasgen apply|evaluate|sample NAME; saved_models/):")
-    names = store.shipped_models()
-    width = max(map(len, names), default=0)
-    for name in names:
-        info = store.describe_shipped(name)
-        print(f"  {name:{width}s} {info['task']:15s} {info['model']:12s} data: {info['data']:10s} "
-              f"{info['figure']}")
+    rows = [store.describe_shipped(name) for name in store.shipped_models()]
+    # Every column as wide as its longest entry.
+    widths = {key: max((len(str(row[key])) for row in rows), default=0)
+              for key in ("name", "task", "model", "data")}
+    for row in rows:
+        print(f"  {row['name']:{widths['name']}s} {row['task']:{widths['task']}s} "
+              f"{row['model']:{widths['model']}s} data: {row['data']:{widths['data']}s} "
+              f"{row['figure']}")
     return 0
 
 

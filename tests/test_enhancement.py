@@ -1,9 +1,11 @@
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen import cli, export
+from kerasgen import cli, export, store
 from kerasgen.data import restoration as rdata
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.data.sources import DataError
@@ -304,3 +306,21 @@ def test_cli_trains_the_unet_on_pairs_and_refuses_images_below_its_receptive_fie
     assert cli.main(["apply", str(run), image, small, "--out", str(tmp_path / "none")]) == 2
     assert "smaller than this network's receptive field (56 px)" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_shipped_enhancer_loads_by_name_and_measures_what_its_card_says(data_dir, tmp_path):
+    name = "lowlight_unet_synthetic"
+    model = store.load_model(name)
+    assert isinstance(model, LowLightEnhancer) and getattr(model, "optimizer", None) is None
+    recorded = json.loads((store.saved_models_dir() / name / "metrics.json").read_text())
+    row = next(row for row in recorded["rows"] if row["dataset"] == "LOL")
+    report = evaluation.evaluate_enhancement(model, "LOL", data_dir=data_dir, peers={},
+                                             grid=str(tmp_path / "grid.png"))
+    assert report["methods"]["model"]["psnr"] == pytest.approx(row["psnr"], abs=0.01)
+    assert report["methods"]["model"]["ssim"] == pytest.approx(row["ssim"], abs=1e-4)
+    # Better than the classical enhancers one can run (CLAHE 11.79 dB, histogram eq. 15.60).
+    assert row["psnr"] > max(row["peers"][peer]["psnr"] for peer in ("clahe", "histogram_eq"))
+    image = _png(tmp_path / "dark.png", (photo(61, 67) // 4).astype(np.uint8))
+    assert cli.main(["apply", name, image, "--out", str(tmp_path / "out")]) == 0
+    enhanced = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "dark.png"))).numpy()
+    assert enhanced.shape == (61, 67, 3) and enhanced.mean() > (photo(61, 67) // 4).mean() + 20

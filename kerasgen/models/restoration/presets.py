@@ -46,12 +46,13 @@ def build_restorer(architecture="dncnn", color="grey", loss="l2", patch_size=40,
                     size_multiple=spec.size_multiple, seed=seed)
 
 
-def _preset(name, description, dataset, batch_size, **model_kwargs):
+def _preset(name, description, dataset, batch_size, learning_rate=LEARNING_RATE,
+            **model_kwargs):
     return ModelPreset(
         name=name, description=description, task=IMAGE_TO_IMAGE, build=build_restorer,
         model_kwargs=model_kwargs, dataset=dataset, epochs=50, batch_size=batch_size,
         steps_per_epoch=200,
-        learning_rate_schedule=functools.partial(StepDecay, LEARNING_RATE, drop_at=0.6))
+        learning_rate_schedule=functools.partial(StepDecay, learning_rate, drop_at=0.6))
 
 
 PRESETS = {
@@ -82,6 +83,8 @@ PRESETS = {
         "recurrent_denoiser", "PReNet-style progressive recurrent denoiser: one stage x4 with "
                               "a ConvLSTM state carried across stages, grey, sigma=25, Train400",
         "train400", 64, architecture="recurrent_denoiser", sigma=25.0),
+    # The paper's Adam 1e-4 (Lim et al. 2017, section 4.2).
     "edsr": _preset("edsr", "EDSR-baseline (Lim et al. 2017), x3, RGB, L1 loss, T91", "t91",
-                    16, architecture="edsr", color="rgb", scale=3, loss="l1", patch_size=16),
+                    16, learning_rate=1e-4, architecture="edsr", color="rgb", scale=3,
+                    loss="l1", patch_size=16),
 }
