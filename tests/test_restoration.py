@@ -191,7 +191,7 @@ def test_reload_keeps_weights_optimizer_and_noise_stream(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["drrn", "recurrent_denoiser"])
-def test_recurrent_networks_reload_and_take_the_same_next_step(preset, tmp_path):
+def test_recurrent_networks_reload_take_the_same_next_step_and_convert(preset, tmp_path):
     model = tiny(preset, seed=4)
     patch = 16 if model.scale == 1 else 8
     model.fit(photo_patches(model, patch_size=patch), epochs=1, steps_per_epoch=2, verbose=0)
@@ -201,6 +201,11 @@ def test_recurrent_networks_reload_and_take_the_same_next_step(preset, tmp_path)
         lambda m: m.fit(batch, epochs=1, verbose=0, batch_size=8, shuffle=False))
     low = photo(33, 37, channels=model.image_channels)[None]
     np.testing.assert_array_equal(loaded.apply(low).numpy(), model.apply(low).numpy())
+    # The unrolled recurrence converts with builtin ops at any size (no WHILE loop).
+    report = export.tflite_parity(export.export_tflite(model, tmp_path / f"{preset}.tflite"),
+                                  model, inputs=[photo(27, 35, channels=model.image_channels)[None]])
+    assert report["max_abs_diff"] <= 1 and not report["has_nan"], report
+    assert not any(op.startswith(("Flex", "WHILE")) for op in report["ops"]), report["ops"]
 
 
 @pytest.mark.parametrize("preset", ["dncnn_blind", "espcn", "recurrent_denoiser"])
@@ -284,8 +289,7 @@ def test_dynamic_shape_saved_model_rest_and_tflite_parity_on_odd_sizes(trained_d
         assert not any(op.startswith("Flex") for op in report["ops"])
 
 
-@pytest.mark.parametrize("preset", ["ffdnet_color", "fsrcnn", "edsr", "drrn",
-                                    "recurrent_denoiser"])
+@pytest.mark.parametrize("preset", ["ffdnet_color", "fsrcnn", "edsr"])
 def test_every_family_exports_builtin_tflite_with_dynamic_shapes(preset, tmp_path):
     model = tiny(preset, seed=5)
     model.fit(photo_patches(model, patch_size=8 if model.scale > 1 else 16), epochs=1,
