@@ -62,8 +62,9 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/recurrence")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
-    if args.steps < EPOCH:
-        parser.error(f"--steps must be at least {EPOCH}, got {args.steps}.")
+    if args.steps < EPOCH or args.steps % EPOCH:
+        parser.error(f"--steps must be a positive multiple of {EPOCH} (one checkpoint per "
+                     f"{EPOCH} steps), got {args.steps}.")
     out = Path(args.out)
     rows = []
     for group in args.groups:

@@ -202,8 +202,9 @@ def test_recurrent_networks_reload_take_the_same_next_step_and_convert(preset, t
     low = photo(33, 37, channels=model.image_channels)[None]
     np.testing.assert_array_equal(loaded.apply(low).numpy(), model.apply(low).numpy())
     # The unrolled recurrence converts with builtin ops at any size (no WHILE loop).
-    report = export.tflite_parity(export.export_tflite(model, tmp_path / f"{preset}.tflite"),
-                                  model, inputs=[photo(27, 35, channels=model.image_channels)[None]])
+    tflite = export.export_tflite(model, tmp_path / f"{preset}.tflite")
+    image = photo(27, 35, channels=model.image_channels)[None]
+    report = export.tflite_parity(tflite, model, inputs=[image])
     assert report["max_abs_diff"] <= 1 and not report["has_nan"], report
     assert not any(op.startswith(("Flex", "WHILE")) for op in report["ops"]), report["ops"]
 

@@ -361,7 +361,7 @@ PAIR_SPLITS = {"train": ("our485",), "test": ("eval15",)}
 def pair_folder(name, split="train"):
     """The folder with `low/` and `high/` that `name` points to (itself, or LOL's `our485/`
     for training and `eval15/` for testing), or None when `name` is no pair folder."""
-    if catalog.is_path(name) or Path(str(name)).is_dir():
+    if catalog.is_path(name):  # a path, or a folder in the working directory
         root = Path(str(name))
         for folder in (root, *(root / child for child in PAIR_SPLITS[split])):
             if all((folder / part).is_dir() for part in PAIR_PARTS):

@@ -17,6 +17,8 @@ any single global curve).
 """
 
 import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 

@@ -122,8 +122,8 @@ def evaluate_inpainting(model, dataset, kind="freeform", hole_ratio=None, num_im
         report["buckets"][label] = {
             name: dict(zip(("psnr", "ssim", "l1", "seconds"), (total / len(images)).tolist()))
             for name, total in sums.items()}
-    report["grid"] = str(write_comparison_grid(grid_rows, grid or f"inpainting_{Path(str(dataset)).name}_"
-                                                        f"{kind}.png"))
+    default_grid = f"inpainting_{Path(str(dataset)).name}_{kind}.png"
+    report["grid"] = str(write_comparison_grid(grid_rows, grid or default_grid))
     return report
 
 

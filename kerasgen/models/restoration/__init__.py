@@ -13,9 +13,8 @@ Example:
 
 References: DnCNN https://arxiv.org/abs/1608.03981, FFDNet https://arxiv.org/abs/1710.04026,
 ESPCN https://arxiv.org/abs/1609.05158, FSRCNN https://arxiv.org/abs/1608.00367,
-EDSR https://arxiv.org/abs/1707.02921, DRRN (CVPR 2017)
-https://openaccess.thecvf.com/content_cvpr_2017/html/Tai_Image_Super-Resolution_via_CVPR_2017_paper.html,
-PReNet https://arxiv.org/abs/1901.09221.
+EDSR https://arxiv.org/abs/1707.02921, DRRN (Tai et al., CVPR 2017, "Image Super-Resolution
+via Deep Recursive Residual Network"), PReNet https://arxiv.org/abs/1901.09221.
 """
 
 from kerasgen.models.restoration.networks import (ARCHITECTURES, build_dncnn,  # noqa: F401
