@@ -160,7 +160,7 @@ def main(argv=None):
     args, extra = parser.parse_known_args(argv)
     if args.command in APPLY_ALIASES:
         args.command = "apply"
-    if extra and args.command not in ("train", "apply", "evaluate"):
+    if extra and args.command not in ("train", "apply", "evaluate", "sample"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "train" and (args.help or args.model is None):
         parser.train_parser.print_help()
@@ -274,8 +274,10 @@ def _run(args, extra):
         return 0
     if args.command == "sample":
         model = _model_for(store.load_model, args.run_dir, "sample")
+        options = _parse_options("kerasgen sample", tasks.method_options(model.generate),
+                                 extra, f"Sampling a {model.name!r} model")
         out = args.out or os.path.join(args.run_dir, "sample.png")
-        print(tasks.write_samples(model, out, num_images=args.num, seed=args.seed))
+        print(tasks.write_samples(model, out, num_images=args.num, seed=args.seed, **options))
         if os.path.exists(os.path.join(args.run_dir, training.RUN_CONFIG)):  # a run's data
             for path in tasks.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
                                                 data_dir=args.data_dir,
@@ -324,7 +326,10 @@ def _evaluate(args, extra):
                                  **options)
         print("\n".join(report["lines"]))
         return 0
-    if extra:
+    if task is tasks.GENERATION and args.metric != "nll":
+        options = _parse_options("kerasgen evaluate", tasks.method_options(model.generate),
+                                 extra, f"Evaluating a {model.name!r} model")
+    elif extra:
         raise ValueError(f"Evaluating a {model.name!r} model takes no {' '.join(extra)}.")
     if args.dataset is not None:
         raise ValueError(f"--dataset names an image-to-image benchmark set; a {task.name} run "
@@ -347,7 +352,7 @@ def _evaluate(args, extra):
     result = evaluation.evaluate_run(
         args.run_dir, metric=args.metric, num_samples=args.num_samples,
         reference=args.reference, feature_set=args.features, classifier_dir=args.classifier,
-        data_dir=args.data_dir, seed=args.seed)
+        data_dir=args.data_dir, seed=args.seed, generate_options=options)
     label = {"fd": "Frechet distance", "kid": "KID", "score": "classifier score"}[args.metric]
     floor = "real test images" if args.metric == "score" else "real train vs test"
     print(f"{label} ({result['features']} features, {result['num_samples']} samples, "

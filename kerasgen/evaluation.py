@@ -57,11 +57,12 @@ def load_domain_classifier(dataset, image_shape, classifier_dir=None):
     return classifier
 
 
-def generated_batches(model, num_samples, batch_size=250, seed=0):
-    """Images in [-1, 1] from `model`, for seeds `seed ..`, in batches."""
+def generated_batches(model, num_samples, batch_size=250, seed=0, **generate_options):
+    """Images in [-1, 1] from `model`, for seeds `seed ..`, in batches (`generate_options`:
+    the model's sampling options, e.g. a diffusion model's `num_steps`)."""
     for start in range(0, num_samples, batch_size):
         count = min(batch_size, num_samples - start)
-        yield model.generate(model.sample_inputs(count, seed=seed + start))
+        yield model.generate(model.sample_inputs(count, seed=seed + start), **generate_options)
 
 
 def _batches(images, batch_size=250):
@@ -90,7 +91,8 @@ def _measure(name, metric, real_batches, other_batches):
 
 
 def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feature_set="domain",
-                 classifier_dir=None, data_dir=None, inception_weights="imagenet", seed=0):
+                 classifier_dir=None, data_dir=None, inception_weights="imagenet", seed=0,
+                 generate_options=None):
     """Score a generative run against real data.
 
     Args:
@@ -103,6 +105,8 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
         data_dir: str. See `kerasgen.data`.
         inception_weights: see `kerasgen.features.inception_extractor`.
         seed: int. First sample seed.
+        generate_options: dict. Keyword options of the model's `generate` (e.g. a diffusion
+            model's `num_steps`, `guidance_scale`). Defaults to none.
 
     Returns:
         dict with `metric`, `value`, `floor` (the real train-vs-test figure; for the score,
@@ -135,7 +139,7 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
         return images
 
     reference_images = real(reference)
-    fakes = list(generated_batches(model, num_samples, seed=seed))
+    fakes = list(generated_batches(model, num_samples, seed=seed, **(generate_options or {})))
     if metric == "score":
         value = _measure(metric, _make_metric(metric, extractor, probabilities), fakes, [])
         floor = _measure(metric, _make_metric(metric, extractor, probabilities),

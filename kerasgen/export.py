@@ -39,12 +39,15 @@ class ServingSpec:
         default: str. The endpoint that is also `serving_default` and that TFLite converts.
         quantizations: tuple. The TFLite variants this model's graph converts to and runs
             in LiteRT. Defaults to all of `QUANTIZATIONS`.
+        tflite: str. The endpoint TFLite files convert (e.g. a diffusion model's one-step
+            `denoise`, whose loop the app runs). Defaults to `default`.
     """
 
     networks: list
     endpoints: dict
     default: str
     quantizations: tuple = QUANTIZATIONS
+    tflite: str = None
 
 
 def check_quantization(model, quantize):
@@ -188,8 +191,9 @@ def convert_tflite(saved_model_path, signature, quantize="none", representative_
 
 
 def _endpoint(spec, signature):
-    """The name and `(function, input_signature)` of an endpoint; None: the default one."""
-    signature = signature or spec.default
+    """The name and `(function, input_signature)` of an endpoint; None: the one TFLite
+    converts (`spec.tflite`, else the default)."""
+    signature = signature or spec.tflite or spec.default
     if signature not in spec.endpoints:
         raise ValueError(f"Unknown signature {signature!r}; this model exports "
                          f"{sorted(spec.endpoints)}.")
@@ -206,7 +210,7 @@ def export_tflite(model, path, quantize="none", saved_model_path=None, signature
         quantize: str. See `convert_tflite`. Defaults to `"none"`.
         saved_model_path: str. Convert this SavedModel instead of exporting a temporary one.
         signature: str. The endpoint to convert (e.g. CycleGAN's `"b2a"`). Defaults to the
-            model's default endpoint.
+            model's TFLite endpoint (`ServingSpec.tflite`, else its default).
     """
     path = Path(path)
     check_quantization(model, quantize)
@@ -303,7 +307,8 @@ def tflite_parity(tflite_path, model, inputs=None, repeats=5, signature=None):
         inputs: list of numpy arrays for the endpoint. Defaults to the first batch of
             `model.representative_inputs(seed=10_000)` (data the int8 calibration never saw).
         repeats: int. Timed runs; the median is reported. Defaults to 5.
-        signature: str. The endpoint the file was converted from. Defaults to the default one.
+        signature: str. The endpoint the file was converted from. Defaults to the model's
+            TFLite endpoint.
 
     Returns:
         dict with `max_abs_diff`, `mean_abs_diff` (output units: uint8 levels for images),

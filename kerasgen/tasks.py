@@ -23,7 +23,9 @@ class GenerativeModel:
     """The generation contract.
 
     Implement `sample_inputs(num_images, seed)` (what `generate` takes; the export's inputs)
-    and `generate(inputs)` (images in [-1, 1]). Optional: `figures` (extra grids beside the
+    and `generate(inputs)` (images in [-1, 1]); keyword options of `generate` (a diffusion
+    model's `num_steps`) become flags of `kerasgen sample` and `kerasgen evaluate`.
+    Optional: `figures` (extra grids beside the
     samples), `log_likelihood_report` (models with a likelihood set `has_likelihood`), and
     `conditional` (True for models that take labels).
     """
@@ -295,12 +297,14 @@ def save_model_figures(model, images, labels, out_dir, seed=0, title=None):
     return save_figures(figures, out_dir, title=title)
 
 
-def write_samples(model, path, num_images=64, seed=0, title=None):
-    """Save a grid of `num_images` samples for seeds `seed ..` to `path`."""
+def write_samples(model, path, num_images=64, seed=0, title=None, **generate_options):
+    """Save a grid of `num_images` samples for seeds `seed ..` to `path` (`generate_options`:
+    keyword options of the model's `generate`)."""
     from kerasgen.data import to_uint8
     from kerasgen.visualize import save_image_grid
 
-    images = to_uint8(model.generate(model.sample_inputs(num_images, seed))).numpy()
+    images = to_uint8(model.generate(model.sample_inputs(num_images, seed),
+                                     **generate_options)).numpy()
     return save_image_grid(images, path, title=title)
 
 

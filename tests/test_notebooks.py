@@ -140,3 +140,22 @@ OUT_DIR = "enhancement"
     assert outputs.count("model - best peer") == 2
     assert "enhance" in outputs and "builtin ops only: True" in outputs
     assert (tmp_path / "enhancement" / "lowlight_unet_grid.png").exists()
+
+
+def test_diffusion_notebook(tmp_path, data_dir):
+    outputs = run_notebook("09_diffusion.ipynb", f"""DATA_DIR = {str(data_dir)!r}
+EPOCHS = 1
+STEPS_PER_EPOCH = 2
+BATCH_SIZE = 16
+MODEL_OPTIONS = {{"num_filters": 8, "depth": 0, "attention_levels": 0, "sampling_steps": 3}}
+CONDITIONAL_EPOCHS = 1
+NUM_SAMPLES = 50
+STEPS_TABLE = (2, 3)
+OUT_DIR = "diffusion"
+""", tmp_path)
+    assert "batch-independent: True" in outputs and "known pixels kept: True" in outputs
+    assert outputs.count("floor") == 2
+    assert "REST: sampling_steps [3, 3]" in outputs
+    difference = int(outputs.split("LiteRT sampling loop vs Keras generate: max difference")[1]
+                     .split()[0])
+    assert difference <= 1

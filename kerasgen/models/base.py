@@ -39,7 +39,8 @@ class SeededModel(keras.Model):
 
 class NestedObjects:
     """`from_config` of a wrapper whose constructor takes Keras objects (its networks, its
-    degradation layer): the config keys named in `nested` are deserialized first."""
+    degradation layer): the config keys named in `nested` are deserialized first (None, an
+    optional object left out, stays None)."""
 
     nested = ()
 
@@ -47,7 +48,8 @@ class NestedObjects:
     def from_config(cls, config):
         config = dict(config)
         for key in cls.nested:
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 
@@ -132,6 +134,19 @@ def unpack_labelled(data, model_name):
             f"{model_name} trains on (images, labels) batches; load data with labels, e.g. "
             "load_dataset('mnist', with_labels=True).")
     return data[0], tf.cast(tf.reshape(data[1], [-1]), tf.int32)
+
+
+def check_labels(labels, count, num_classes):
+    """int32 `[count]` labels, refused unless integers in [0, num_classes - 1], one per input."""
+    labels = tf.convert_to_tensor(labels)
+    if not labels.dtype.is_integer:
+        raise ValueError(f"Labels must be integers, got {labels.dtype.name}.")
+    if int(tf.size(labels)) != count:
+        raise ValueError(f"{count} inputs but {int(tf.size(labels))} labels.")
+    if count and (int(tf.reduce_min(labels)) < 0 or int(tf.reduce_max(labels)) >= num_classes):
+        raise ValueError(f"Labels must be in [0, {num_classes - 1}], got values from "
+                         f"{int(tf.reduce_min(labels))} to {int(tf.reduce_max(labels))}.")
+    return tf.cast(tf.reshape(labels, [-1]), tf.int32)
 
 
 class NetworkOptimizers(Optimizers):

@@ -27,8 +27,8 @@ from kerasgen.data import unit_to_uint8
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.layers import LabelEmbedding
-from kerasgen.models.base import (LatentSampling, SeededModel, SingleOptimizer, latents_from_seeds,
-                                  unpack_labelled)
+from kerasgen.models.base import (LatentSampling, SeededModel, SingleOptimizer, check_labels,
+                                  latents_from_seeds, unpack_labelled)
 from kerasgen.models.dcgan import num_upsamplings
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation, GenerativeModel
@@ -553,16 +553,7 @@ class ConditionalVAE(VAE):
         return distributions.image_mean(self.likelihood, self._decode(mean, labels, training))
 
     def _check_labels(self, labels, count):
-        labels = tf.convert_to_tensor(labels)
-        if not labels.dtype.is_integer:
-            raise ValueError(f"Labels must be integers, got {labels.dtype.name}.")
-        if int(tf.size(labels)) != count:
-            raise ValueError(f"{count} inputs but {int(tf.size(labels))} labels.")
-        if count and (int(tf.reduce_min(labels)) < 0
-                      or int(tf.reduce_max(labels)) >= self.num_classes):
-            raise ValueError(f"Labels must be in [0, {self.num_classes - 1}], got values from "
-                             f"{int(tf.reduce_min(labels))} to {int(tf.reduce_max(labels))}.")
-        return tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        return check_labels(labels, count, self.num_classes)
 
     def sample_inputs(self, num_images, seed=0):
         """`(latents, labels)`: z ~ N(0, I) per seed, labels cycling 0 .. num_classes - 1."""

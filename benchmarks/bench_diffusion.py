@@ -1,0 +1,202 @@
+"""Diffusion benchmark of a trained run: the DDIM steps table (domain FD at 10 / 20 / 50 / 100
+steps, as in table 1 of Song et al. 2021), sampling speed (float32 and the bf16 policy, 20 and
+50 steps) and inpainting on test digits beside the classical inpainters.
+
+    KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_diffusion.py RUN_DIR \
+        [--num-samples 2000] [--steps 10 20 50 100] [--inpaint-images 100] [--out FILE.json]
+
+FD uses kerasgen's domain classifier of the run's dataset (the shipped one when no
+`runs/classifier_<dataset>` exists) against the real test split, with the real floor (train
+vs test) at the same sample count. Inpainting: the first N test images of the run's dataset,
+one fixed seeded mask per image and bucket (`inpainting.masks.mask_set`, the inpainting
+benchmark's protocol), the model's RePaint-style sampler (`DDPM.inpaint`) against OpenCV
+Telea / Navier-Stokes and scikit-image biharmonic. Not part of the test suite.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from kerasgen import data as kg_data  # noqa: E402
+from kerasgen import evaluation, training  # noqa: E402
+from kerasgen.data import to_uint8  # noqa: E402
+
+
+def steps_table(run_dir, steps, num_samples, seed=0):
+    rows = []
+    for count in steps:
+        start = time.perf_counter()
+        result = evaluation.evaluate_run(run_dir, "fd", num_samples=num_samples, seed=seed,
+                                         generate_options={"num_steps": count})
+        rows.append({"steps": count, "fd": result["value"], "floor": result["floor"],
+                     "ratio": result["value"] / result["floor"],
+                     "seconds": time.perf_counter() - start})
+        print(f"DDIM {count} steps: FD {result['value']:.3f} (floor {result['floor']:.3f}, "
+              f"{rows[-1]['ratio']:.2f}x)", file=sys.stderr, flush=True)
+    return rows
+
+
+def with_policy(run_dir, model, policy):
+    """The run's model rebuilt under a dtype policy, with the sampling network's weights."""
+    from kerasgen import registry
+
+    config = training.read_run_config(run_dir)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        extra = {"num_classes": model.num_classes} if model.conditional else {}
+        copy = registry.get_preset(config["model"]).build(
+            model.image_shape, seed=0, **config["model_kwargs"], **extra)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    weights = model.inference_network.get_weights()
+    copy.network.set_weights(weights)
+    copy.ema_network.set_weights(weights)
+    return copy
+
+
+def sampling_speed(run_dir, model, steps=(20, 50), batch_size=100, repeats=2):
+    rows = []
+    for policy in ("float32", "mixed_bfloat16"):
+        policy_model = model if policy == "float32" else with_policy(run_dir, model, policy)
+        for count in steps:
+            inputs = policy_model.sample_inputs(batch_size)
+            policy_model.generate(inputs, num_steps=count)  # trace
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                policy_model.generate(inputs, num_steps=count)
+                times.append(time.perf_counter() - start)
+            rows.append({"policy": policy, "steps": count,
+                         "images_per_second": batch_size / min(times)})
+            print(f"{policy}, {count} steps: {rows[-1]['images_per_second']:.1f} images/s",
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+class DiffusionInpainter:
+    """`apply(image, mask=)` of the inpainting benchmark around `DDPM.inpaint`."""
+
+    def __init__(self, model, num_steps=50, resample=1):
+        self.model, self.num_steps, self.resample = model, num_steps, resample
+        self.image_channels = model.image_shape[-1]
+
+    def apply(self, image, mask):
+        images = kg_data.to_float(np.asarray(image)[None])
+        filled = self.model.inpaint(images, np.asarray(mask, np.float32)[None],
+                                    num_steps=self.num_steps, resample=self.resample)
+        return to_uint8(filled).numpy()
+
+
+def inpainting(model, dataset, num_images, data_dir=None, num_steps=50, resample=1):
+    from kerasgen.models.inpainting.evaluation import evaluate_inpainting, inpainting_table
+
+    images, _ = kg_data.load_arrays(dataset, "test", data_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        for index, image in enumerate(images[:num_images]):
+            tf.io.write_file(f"{folder}/{index:05d}.png", tf.io.encode_png(image))
+        report = evaluate_inpainting(DiffusionInpainter(model, num_steps, resample), folder,
+                                     kind="freeform",
+                                     grid=f"diffusion_inpainting_{dataset}.png")
+    print("\n".join(inpainting_table(report)), file=sys.stderr)
+    return report
+
+
+def ship(run_dir, model, report, name, train_minutes):
+    """`saved_models/<name>/`: the EMA network as the model's only network (what sampling
+    uses; half the file), its card and the measured figures."""
+    from kerasgen import store
+    from kerasgen.models.dcgan import clone_network
+    from kerasgen.models.diffusion import DDPM
+
+    config = training.read_run_config(run_dir)
+    settings = model.get_config()
+    settings.update(network=keras.saving.serialize_keras_object(
+        clone_network(model.ema_network, "unet")), ema_network=None)
+    inference = DDPM.from_config(settings)
+    inference.network.set_weights(model.ema_network.get_weights())
+    main_row = next(row for row in report["steps_table"] if row["steps"] == model.sampling_steps)
+    steps = int(model.optimizer.iterations)
+    row = {"model": config["model"], "dataset": config["dataset"], "steps": steps,
+           "batch_size": config["batch_size"], "fd": main_row["fd"], "fd_floor": main_row["floor"],
+           "fd_ratio": main_row["ratio"], "sampling_steps": model.sampling_steps,
+           "num_samples": report["num_samples"], "train_minutes": train_minutes}
+    table = "\n".join(f"| {row_['steps']} | {row_['fd']:.3f} | {row_['floor']:.3f} | "
+                      f"{row_['ratio']:.2f}x |" for row_ in report["steps_table"])
+    speed = "\n".join(f"| {row_['policy']} | {row_['steps']} | {row_['images_per_second']:.1f} |"
+                      for row_ in report.get("sampling_speed", []))
+    card = f"""# {name}
+
+A DDPM (`kerasgen train {config['model']}`) on {config['dataset']}: the `ddpm` preset's U-Net
+({inference.network.count_params():,} weights: 2x2 patches, 32/64 channels, attention at 7x7),
+cosine schedule, T = {inference.noise_schedule.num_timesteps}, eps-prediction, sampled with
+DDIM ({model.sampling_steps} steps, eta = {model.eta}). The shipped network is the EMA of the
+trained weights. Load it with `kerasgen.store.load_model('{name}')`; `kerasgen sample {name}
+--num-steps 20`.
+
+## Training
+- Data: the {config['dataset']} training split (60,000 images, 28x28 grey), batch
+  {config['batch_size']}, Adam 1e-3 constant for 60 % of the epochs then linearly down, EMA 0.999.
+- Steps: {steps} ({config['epochs']} epochs of {config['steps_per_epoch']} planned).
+- Hardware: the 2-core CPU of the CI machine (x86_64, AVX2, no GPU); {train_minutes} minutes of
+  wall time, sharing the cores with test runs part of the time.
+
+## Measured (`benchmarks/bench_diffusion.py`)
+Domain FD (kerasgen's shipped MNIST classifier's features) of {report['num_samples']} samples
+against the real test split; the floor is the same figure between {report['num_samples']} real
+train and test images.
+
+| DDIM steps | domain FD | floor | FD / floor |
+|---|---|---|---|
+{table}
+
+Sampling speed on this CPU (batch 100):
+
+| policy | DDIM steps | images/s |
+|---|---|---|
+{speed}
+"""
+    return store.ship_model(inference, name, card, metrics={"rows": [row], **report},
+                            train_data=config["dataset"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--num-samples", type=int, default=2000)
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100])
+    parser.add_argument("--inpaint-images", type=int, default=100)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["fd", "speed", "inpaint"])
+    parser.add_argument("--out", default=None, help="JSON report (default: RUN_DIR/bench.json)")
+    parser.add_argument("--ship", default=None, help="also write saved_models/SHIP")
+    parser.add_argument("--train-minutes", type=float, default=None,
+                        help="the run's training wall time, for the model card")
+    args = parser.parse_args()
+    model = training.load_run(args.run_dir)
+    config = training.read_run_config(args.run_dir)
+    report = {"run": str(args.run_dir), "num_samples": args.num_samples}
+    if "fd" not in args.skip:
+        report["steps_table"] = steps_table(args.run_dir, args.steps, args.num_samples)
+    if "speed" not in args.skip:
+        report["sampling_speed"] = sampling_speed(args.run_dir, model)
+    if "inpaint" not in args.skip and not model.conditional:
+        report["inpainting"] = inpainting(model, config["dataset"], args.inpaint_images)
+    out = Path(args.out or Path(args.run_dir) / "bench.json")
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    if args.ship:
+        print(ship(args.run_dir, model, report, args.ship, args.train_minutes))
+
+
+if __name__ == "__main__":
+    main()
