@@ -74,7 +74,9 @@ def _parser():
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples from a generative run (VAEs: also "
-                       "reconstructions, interpolation and, for 2-d latents, the manifold)")
+                       "reconstructions, interpolation and, for 2-d latents, the manifold); "
+                       "the model's sampling options (e.g. a diffusion model's --num-steps) "
+                       "follow")
     sample.add_argument("run_dir")
     sample.add_argument("--num", type=positive_int, default=64)
     sample.add_argument("--seed", type=non_negative_int, default=0)

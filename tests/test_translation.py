@@ -155,10 +155,13 @@ def test_image_pool_fills_then_swaps_half_the_time():
 
 def test_cyclegan_step_under_mirrored_strategy_equals_single_device(mirrored_strategy):
     batch = next(iter(unpaired_batches(batch_size=4)))
-    # The weights compared include both image pools (non-trainable weights).
+    # The weights compared include both image pools (non-trainable weights). Adam's first
+    # step is about lr * sign(g) (lr 2e-4): a gradient near zero whose sign the replicas'
+    # summation order flips moves its weight by up to 2 lr. Measured on an AVX2-only CPU
+    # (before any change here): 6.6e-5 on 8 of 168 variables, the rest below 1e-6.
     _, mirrored = assert_mirrored_step_equal(lambda: tiny_cyclegan(seed=5, pool_size=2),
                                              tf.data.Dataset.from_tensors(batch),
-                                             mirrored_strategy, atol=2e-5)
+                                             mirrored_strategy, atol=1.5e-4)
     for pool in ("pool_a", "pool_b"):
         assert getattr(mirrored, pool).count.numpy() == 2
 
