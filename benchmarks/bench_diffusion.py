@@ -112,64 +112,6 @@ def inpainting(model, dataset, num_images, data_dir=None, num_steps=50, resample
     return report
 
 
-def ship(run_dir, model, report, name, train_minutes):
-    """`saved_models/<name>/`: the EMA network as the model's only network (what sampling
-    uses; half the file), its card and the measured figures."""
-    from kerasgen import store
-    from kerasgen.models.dcgan import clone_network
-    from kerasgen.models.diffusion import DDPM
-
-    config = training.read_run_config(run_dir)
-    settings = model.get_config()
-    settings.update(network=keras.saving.serialize_keras_object(
-        clone_network(model.ema_network, "unet")), ema_network=None)
-    inference = DDPM.from_config(settings)
-    inference.network.set_weights(model.ema_network.get_weights())
-    main_row = next(row for row in report["steps_table"] if row["steps"] == model.sampling_steps)
-    steps = int(model.optimizer.iterations)
-    row = {"model": config["model"], "dataset": config["dataset"], "steps": steps,
-           "batch_size": config["batch_size"], "fd": main_row["fd"], "fd_floor": main_row["floor"],
-           "fd_ratio": main_row["ratio"], "sampling_steps": model.sampling_steps,
-           "num_samples": report["num_samples"], "train_minutes": train_minutes}
-    table = "\n".join(f"| {row_['steps']} | {row_['fd']:.3f} | {row_['floor']:.3f} | "
-                      f"{row_['ratio']:.2f}x |" for row_ in report["steps_table"])
-    speed = "\n".join(f"| {row_['policy']} | {row_['steps']} | {row_['images_per_second']:.1f} |"
-                      for row_ in report.get("sampling_speed", []))
-    card = f"""# {name}
-
-A DDPM (`kerasgen train {config['model']}`) on {config['dataset']}: the `ddpm` preset's U-Net
-({inference.network.count_params():,} weights: 2x2 patches, 32/64 channels, attention at 7x7),
-cosine schedule, T = {inference.noise_schedule.num_timesteps}, eps-prediction, sampled with
-DDIM ({model.sampling_steps} steps, eta = {model.eta}). The shipped network is the EMA of the
-trained weights. Load it with `kerasgen.store.load_model('{name}')`; `kerasgen sample {name}
---num-steps 20`.
-
-## Training
-- Data: the {config['dataset']} training split (60,000 images, 28x28 grey), batch
-  {config['batch_size']}, Adam 1e-3 constant for 60 % of the epochs then linearly down, EMA 0.999.
-- Steps: {steps} ({config['epochs']} epochs of {config['steps_per_epoch']} planned).
-- Hardware: the 2-core CPU of the CI machine (x86_64, AVX2, no GPU); {train_minutes} minutes of
-  wall time, sharing the cores with test runs part of the time.
-
-## Measured (`benchmarks/bench_diffusion.py`)
-Domain FD (kerasgen's shipped MNIST classifier's features) of {report['num_samples']} samples
-against the real test split; the floor is the same figure between {report['num_samples']} real
-train and test images.
-
-| DDIM steps | domain FD | floor | FD / floor |
-|---|---|---|---|
-{table}
-
-Sampling speed on this CPU (batch 100):
-
-| policy | DDIM steps | images/s |
-|---|---|---|
-{speed}
-"""
-    return store.ship_model(inference, name, card, metrics={"rows": [row], **report},
-                            train_data=config["dataset"])
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
@@ -178,9 +120,6 @@ def main():
     parser.add_argument("--inpaint-images", type=int, default=100)
     parser.add_argument("--skip", nargs="*", default=[], choices=["fd", "speed", "inpaint"])
     parser.add_argument("--out", default=None, help="JSON report (default: RUN_DIR/bench.json)")
-    parser.add_argument("--ship", default=None, help="also write saved_models/SHIP")
-    parser.add_argument("--train-minutes", type=float, default=None,
-                        help="the run's training wall time, for the model card")
     args = parser.parse_args()
     model = training.load_run(args.run_dir)
     config = training.read_run_config(args.run_dir)
@@ -194,8 +133,6 @@ def main():
     out = Path(args.out or Path(args.run_dir) / "bench.json")
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    if args.ship:
-        print(ship(args.run_dir, model, report, args.ship, args.train_minutes))
 
 
 if __name__ == "__main__":

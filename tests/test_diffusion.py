@@ -220,6 +220,7 @@ def test_generation_is_a_function_of_the_seed_and_batch_independent(trained):
         model._labels_and_guidance(1, labels=[0])
 
 
+@pytest.mark.slow  # the conditional fixture's traces: suite time
 def test_guidance_scales_zero_and_one_and_bad_labels(trained_conditional):
     model = trained_conditional
     rng = np.random.default_rng(0)
@@ -257,6 +258,7 @@ def test_inpainting_keeps_the_known_pixels(trained):
         model.inpaint(images, masks, resample=0)
 
 
+@pytest.mark.slow  # the conditional fixture's traces: suite time
 def test_round_trip_keeps_ema_optimizer_and_stream(tmp_path, trained_conditional):
     model, data = trained_conditional, batches(labelled=True, seed=1)
     iterations = int(model.optimizer.iterations)
@@ -283,6 +285,7 @@ def test_mirrored_step_equals_single_device(mirrored_strategy):
                            single.network.get_layer("prediction").kernel.numpy())
 
 
+@pytest.mark.slow  # the conditional fixture's traces: suite time
 def test_export_signatures_rest_and_tflite_parity(tmp_path, trained_conditional):
     model = trained_conditional
     path = export.export_saved_model(model, tmp_path, "ddpm")
@@ -330,6 +333,7 @@ def test_cli_train_sample_evaluate(tmp_path, data_dir, capsys):
     assert "takes no steps option; its options: --num-steps INT" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the conditional fixture's traces: suite time
 def test_cli_sample_takes_the_generate_options(tmp_path, trained_conditional, capsys):
     """`kerasgen sample` (and `evaluate`) flags come from the model's `generate` options."""
     run = tmp_path / "run"

@@ -6,9 +6,8 @@ guidance). Output: the network's prediction (eps or v, see `schedule.NoiseSchedu
 `[N, H, W, C]`. Every op converts to TFLite builtins.
 """
 
-import math
-
 import itertools
+import math
 
 import keras
 from keras import layers, ops
@@ -70,7 +69,8 @@ def _residual_block(x, embedding, filters, dropout, init, seed, name):
     h = layers.Activation("swish", name=f"{name}_act1")(h)
     h = layers.Conv2D(filters, 3, padding="same", kernel_initializer=init(),
                       name=f"{name}_conv1")(h)
-    projected = layers.Dense(filters, kernel_initializer=init(), name=f"{name}_embedding")(embedding)
+    projected = layers.Dense(filters, kernel_initializer=init(),
+                             name=f"{name}_embedding")(embedding)
     h = layers.Add(name=f"{name}_add_embedding")([h, layers.Reshape((1, 1, filters))(projected)])
     h = layers.GroupNormalization(_groups(filters), name=f"{name}_norm2")(h)
     h = layers.Activation("swish", name=f"{name}_act2")(h)
