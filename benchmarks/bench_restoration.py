@@ -7,7 +7,10 @@ Each model trains with `kerasgen train` for `--epochs` x 200 steps (a run folder
 already complete is evaluated as it is), then `kerasgen evaluate` measures PSNR/SSIM on the
 standard sets (denoising: KAIR protocol, full image; SR: Y channel, scale-pixel border shaved,
 shipped MATLAB LR files), and LiteRT runs the fp32 / int8 TFLite export on one test image per
-set for the latency per image. Bicubic rows need no training. `--ship` copies the trained
+set for the latency per image. Bicubic rows need no training. BM3D (the `bm3d` package:
+`pip install -e ".[peers]"`) denoises the very same noisy images as every denoising row, on the
+first `--bm3d-images` images of each set (all by default; about 10 s per 481x321 image on two
+cores), and the model is scored on those images beside it (cached in OUT/bm3d.json). `--ship` copies the trained
 models into `saved_models/` with a model card each. Prints a Markdown table and writes it to
 OUT/restoration.md (and OUT/restoration.json). Not part of the test suite.
 
@@ -88,6 +91,52 @@ def latency(model, tflite, dataset, scale, data_dir):
     return report["latency_ms"], report["max_abs_diff"], image.shape[:2]
 
 
+def bm3d_rows(dataset, sigma, data_dir, num_images, cache_path):
+    """BM3D's per-image `(psnr, ssim)` on the first `num_images` images of a denoising set, on
+    the noisy images the models get (`evaluation.denoising_rows`); cached per set and level."""
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    images = rdata.load_images(dataset, data_dir)[:num_images]
+    key = f"{dataset}/sigma={sigma:g}/{len(images)}"
+    if key not in cache:
+        try:
+            import bm3d
+        except ImportError:
+            raise SystemExit("BM3D rows need the bm3d package: pip install -e \".[peers]\" "
+                             "(or pass --bm3d-images 0 to leave them out).") from None
+
+        def denoise(noisy, level):
+            if noisy.shape[-1] == 3:
+                return bm3d.bm3d_rgb(noisy, level / 255.0)
+            return bm3d.bm3d(noisy[..., 0], level / 255.0)[..., None]
+
+        start = time.process_time()
+        rows = evaluation.denoising_rows(None, images, sigma, denoise=denoise)
+        cache[key] = {"rows": rows, "cpu_s": time.process_time() - start}
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.write_text(json.dumps(cache, indent=2))
+    return cache[key]["rows"], len(images)
+
+
+def side_by_side(model_row, report, args, out):
+    """Table rows of BM3D on the noisy images of `report` (`bm3d_rows`), and of the model on
+    the same images when BM3D ran on a subset."""
+    dataset, sigma = report["dataset"], report["sigma"]
+    peer, count = bm3d_rows(dataset, sigma, args.data_dir, args.bm3d_images,
+                            out / "bm3d.json")
+    subset = "" if count == report["num_images"] else f" (first {count} images)"
+    scored = [("bm3d" + subset, np.mean(peer, axis=0), 0)]
+    if subset:
+        ours = [(row["psnr"], row["ssim"]) for row in report["rows"][:count]]
+        scored.append((model_row["model"] + subset, np.mean(ours, axis=0), model_row["params"]))
+    rows = [{"model": name, "dataset": dataset, "setting": model_row["setting"],
+             "psnr": float(psnr), "ssim": float(ssim), "params": params, "budget": "-",
+             "latency_ms": float("nan"), "image_size": "-", "int8_latency_ms": float("nan"),
+             "anchor": model_row["anchor"]} for name, (psnr, ssim), params in scored]
+    for row in rows:
+        print(row, flush=True)
+    return rows
+
+
 def model_card(name, model_name, epochs, model, timing, rows, hardware):
     preset = registry.get_preset(model_name)
     description = preset.description
@@ -125,7 +174,13 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/restoration")
     parser.add_argument("--data-dir")
     parser.add_argument("--ship", action="store_true", help="copy models into saved_models/")
+    parser.add_argument("--bm3d-images", type=int, default=None, metavar="N",
+                        help="run BM3D on the first N images of each denoising set (default: "
+                             "all; 0: no BM3D rows)")
     args = parser.parse_args()
+    if args.bm3d_images is not None and args.bm3d_images < 0:
+        parser.error(f"--bm3d-images must be 0 (no BM3D rows) or a positive number of images, "
+                     f"got {args.bm3d_images}.")
     out = Path(args.out)
     hardware = f"{os.cpu_count()} CPU cores ({platform.machine()}), TensorFlow CPU"
     rows = []
@@ -144,7 +199,7 @@ def main():
         model, timing = train(model_name, options, epochs, run_dir)
         tflite = run_dir / f"{model.network.name}.tflite"
         int8 = export.export_model(model, run_dir, model.network.name, ("tflite",), "int8")[1]
-        model_rows = []
+        model_rows, peer_rows = [], []
         for dataset, sigma, scale in sets:
             report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, scale=scale,
                                                      data_dir=args.data_dir)
@@ -160,7 +215,9 @@ def main():
                 "int8_latency_ms": int8_ms, "int8_max_diff": int8_diff,
                 "anchor": ANCHORS.get((dataset, sigma, scale), "")})
             print(model_rows[-1], flush=True)
-        rows += model_rows
+            if sigma is not None and args.bm3d_images != 0:
+                peer_rows += side_by_side(model_rows[-1], report, args, out)
+        rows += model_rows + peer_rows
         if args.ship:
             card = model_card(shipped_name, model_name, epochs, model, timing, model_rows, hardware)
             print("shipped:", store.ship_model(

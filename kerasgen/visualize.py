@@ -6,16 +6,22 @@ from pathlib import Path
 import numpy as np
 
 
-def image_grid(images, columns=None):
-    """Tile uint8 `[N, H, W, C]` images into one `[rows*H, columns*W, C]` array."""
+def image_grid(images, columns=None, gap=2):
+    """Tile uint8 `[N, H, W, C]` images into one array, `gap` white pixels between tiles (so
+    neighbouring samples do not read as one picture)."""
     images = np.asarray(images)
     count, height, width, channels = images.shape
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0 pixels, got {gap}.")
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    grid = np.zeros((rows * height, columns * width, channels), images.dtype)
+    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, channels),
+                   np.iinfo(images.dtype).max if images.dtype.kind in "ui" else 1,
+                   images.dtype)
     for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[row * height:(row + 1) * height, column * width:(column + 1) * width] = image
+        top, left = (step * size for step, size in zip(divmod(index, columns),
+                                                       (height + gap, width + gap)))
+        grid[top:top + height, left:left + width] = image
     return grid
 
 

@@ -158,3 +158,16 @@ def test_tfds_offline_fails_with_alternatives(tmp_path, monkeypatch):
         pytest.skip("this machine is online; the offline path cannot be exercised")
     with pytest.raises(DataError, match="offline.*'digits'"):
         load_arrays("tfds:mnist", data_dir=str(tmp_path))
+
+
+def test_image_grid_separates_tiles_and_keeps_every_pixel():
+    from kerasgen.visualize import image_grid
+
+    images = np.arange(5 * 3 * 4, dtype=np.uint8).reshape(5, 3, 4, 1)
+    grid = image_grid(images, columns=3, gap=2)
+    assert grid.shape == (2 * 3 + 2, 3 * 4 + 2 * 2, 1)
+    np.testing.assert_array_equal(grid[5:8, 6:10], images[4])  # row 1, column 1
+    assert (grid[3:5] == 255).all() and (grid[:, 4:6] == 255).all()  # the white gaps
+    assert image_grid(images, columns=5, gap=0).shape == (3, 20, 1)
+    with pytest.raises(ValueError, match="gap must be >= 0"):
+        image_grid(images, gap=-1)

@@ -27,23 +27,29 @@ def _rounded(images):
     return np.round(np.clip(np.asarray(images, np.float64), 0.0, 1.0) * 255.0)
 
 
-def denoising_rows(model, images, sigma, seed=0):
+def denoising_rows(model, images, sigma, seed=0, denoise=None):
     """Per-image `(psnr, ssim)` of a denoiser by the KAIR protocol.
 
     uint8 -> [0, 1], plus N(0, sigma / 255) noise from `default_rng([seed, index])`, no
     clipping of the noisy input; output clamped and rounded to uint8; full-image PSNR/SSIM.
+
+    Args:
+        model: a `Restorer`, or None with `denoise`.
+        denoise: callable. `denoise(noisy, sigma)` -> the restored float HxWxC image, for a
+            classical peer (e.g. BM3D) scored on the very same noisy images. Defaults to
+            the model.
     """
-    network_sigma = float(sigma) if model.conditioned else None
+    if denoise is None:
+        network_sigma = float(sigma) if model.conditioned else 0.0
+        # One traced graph (an eager call keeps every layer's output: GBs on 481x321).
+        denoise = lambda noisy, _: model.restore_graph(noisy[None], [network_sigma])[0]  # noqa: E731
     rows = []
     for index, image in enumerate(images):
         clean = image.astype(np.float32) / 255.0
         noise = np.random.default_rng([seed, index]).normal(0.0, sigma / 255.0, clean.shape)
-        # One traced graph (an eager call keeps every layer's output: GBs on 481x321).
-        restored = model.restore_graph((clean + noise.astype(np.float32))[None],
-                                       [0.0 if network_sigma is None else network_sigma])
-        output = _rounded(restored.numpy())
-        rows.append((float(metrics.psnr(image[None], output)[0]),
-                     float(metrics.ssim(image[None], output)[0])))
+        output = _rounded(np.asarray(denoise(clean + noise.astype(np.float32), float(sigma))))
+        rows.append((float(metrics.psnr(image[None], output[None])[0]),
+                     float(metrics.ssim(image[None], output[None])[0])))
         _progress(len(rows), len(images), rows[-1])
     return rows
 
@@ -53,21 +59,26 @@ def super_resolution_rows(model, high, low, scale):
 
     HR mod-cropped to the scale, LR = the shipped bicubic files, BT.601 Y of the rounded output
     against Y of the HR, `scale` border pixels shaved. Y models super-resolve the LR luma.
+    A grey file (Set14's `bridge`) is scored on its own levels, as the reference code does
+    (its Y would compress them to 16..235): Y models and bicubic up-scale the grey levels
+    themselves, RGB models the grey replicated to RGB, read back as BT.601 luma.
     """
     rows = []
     for hr, lr in zip(high, low):
-        lr = restoration_data.as_channels(lr, 3).astype(np.float32)[None] / 255.0
+        grey = hr.shape[-1] == 1
+        lr = lr.astype(np.float32)[None] / 255.0
         if model is None:
             output = restoration_data.bicubic_upscale(lr, scale)
         elif model.color == "y":
-            luma = restoration_data.rgb_to_ycbcr(lr)[..., :1]
+            luma = lr if grey else restoration_data.rgb_to_ycbcr(lr)[..., :1]
             output = model.network(luma, training=False)
         else:
-            output = model.restore_graph(lr, [0.0])
+            output = model.restore_graph(restoration_data.as_channels(lr[0], 3)[None], [0.0])
         output = _rounded(np.asarray(output))
-        hr = restoration_data.as_channels(hr, 3)[None]
-        rows.append((float(metrics.psnr(hr, output, y_channel=True, crop_border=scale)[0]),
-                     float(metrics.ssim(hr, output, y_channel=True, crop_border=scale)[0])))
+        if grey and output.shape[-1] == 3:
+            output = restoration_data.as_channels(output[0].astype(np.uint8), 1)[None]
+        rows.append((float(metrics.psnr(hr[None], output, y_channel=True, crop_border=scale)[0]),
+                     float(metrics.ssim(hr[None], output, y_channel=True, crop_border=scale)[0])))
         _progress(len(rows), len(high), rows[-1])
     return rows
 

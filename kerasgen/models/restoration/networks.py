@@ -50,20 +50,29 @@ def build_ffdnet(channels=1, depth=15, num_filters=64, seed=None, name="ffdnet")
 
     Takes `[images, sigma]` with sigma = noise level / 255 per image, so one network serves a
     range of levels (Zhang et al. 2018, section III-A). Height and width must be even.
+
+    The body predicts the noise of the four sub-images and the output is the input minus it,
+    from a zero-initialised last layer (DnCNN's residual learning), where the paper predicts the
+    clean sub-images directly. Predicting the image, a 15-layer FFDNet trained 1,400 steps scored
+    25.79 dB on BSD68 at sigma 25 against DnCNN-S's 28.52 at the same steps; on small nets the
+    direct output reached half the loss reduction of the residual one at equal steps.
     """
     noisy = keras.Input((None, None, channels), name="images")
     sigma = keras.Input((1,), name="sigma")
     x = PixelUnshuffle(2, name="unshuffle")(noisy)
     x = layers.Concatenate(name="with_noise_map")([x, NoiseLevelMap(name="noise_map")(x, sigma)])
     for index in range(depth - 1):
-        x = layers.Conv2D(num_filters, 3, padding="same", use_bias=False,
+        # conv-ReLU, then (depth - 2) x conv-BN-ReLU: the first layer keeps its bias (no BN).
+        x = layers.Conv2D(num_filters, 3, padding="same", use_bias=not index,
                           kernel_initializer=_he(seed, index), name=f"conv{index}")(x)
         if index:
             x = layers.BatchNormalization(synchronized=True, name=f"bn{index}")(x)
         x = layers.ReLU(name=f"relu{index}")(x)
-    x = layers.Conv2D(4 * channels, 3, padding="same", kernel_initializer=_he(seed, depth),
-                      name="to_subimages")(x)
-    return keras.Model([noisy, sigma], PixelShuffle(2, name="shuffle")(x), name=name)
+    noise = layers.Conv2D(4 * channels, 3, padding="same", kernel_initializer="zeros",
+                          name="to_subimages")(x)
+    noise = PixelShuffle(2, name="shuffle")(noise)
+    return keras.Model([noisy, sigma], layers.Subtract(name="residual")([noisy, noise]),
+                       name=name)
 
 
 def build_espcn(scale=3, channels=1, num_filters=(64, 32), seed=None, name="espcn"):
