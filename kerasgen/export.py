@@ -36,7 +36,8 @@ class ServingSpec:
         networks: list of `keras.Model`. The networks whose weights the endpoints use.
         endpoints: dict. Signature name -> `(function, [tf.TensorSpec, ...])`; each function
             returns a dict of named outputs, each spec carries the input's name.
-        default: str. The endpoint that is also `serving_default` and that TFLite converts.
+        default: str. The endpoint that is also `serving_default` (and that TFLite converts
+            unless `tflite` names another).
         quantizations: tuple. The TFLite variants this model's graph converts to and runs
             in LiteRT. Defaults to all of `QUANTIZATIONS`.
         tflite: str. The endpoint TFLite files convert (e.g. a diffusion model's one-step
