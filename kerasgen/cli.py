@@ -111,7 +111,8 @@ def _parser():
     generation.add_argument("--metric", default="fd", choices=["fd", "kid", "score", "nll"])
     generation.add_argument("--num-samples", type=positive_int, default=10000,
                             help="generated samples (fd, kid, score)")
-    generation.add_argument("--k", type=int, default=5000, help="importance samples (nll)")
+    generation.add_argument("--k", type=int, default=5000,
+                            help="importance samples (nll of VAEs; exact models ignore it)")
     generation.add_argument("--num-images", type=positive_int,
                             help="first N test images (nll; default: all)")
     generation.add_argument("--reference", default="test", choices=["train", "test"])
@@ -346,10 +347,10 @@ def _evaluate(args, extra):
         report = evaluation.evaluate_likelihood(
             args.run_dir, num_importance_samples=args.k, num_images=args.num_images,
             data_dir=args.data_dir, seed=args.seed)
-        print(f"test NLL (k={report['num_samples']}, {report['num_images']} "
-              f"{report['dataset']} test images): {report['nll']:.2f} nats   "
-              f"-ELBO: {report['negative_elbo']:.2f} nats   "
-              f"({report['bits_per_dim']:.4f} bits/dim)")
+        estimate = "exact" if report.get("exact") else f"k={report['num_samples']}"
+        bound = "" if report.get("exact") else f"-ELBO: {report['negative_elbo']:.2f} nats   "
+        print(f"test NLL ({estimate}, {report['num_images']} {report['dataset']} test images): "
+              f"{report['nll']:.2f} nats   {bound}({report['bits_per_dim']:.4f} bits/dim)")
         return 0
     result = evaluation.evaluate_run(
         args.run_dir, metric=args.metric, num_samples=args.num_samples,

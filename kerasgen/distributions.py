@@ -14,9 +14,13 @@ Image likelihoods take targets as intensities in [0, 1] and the decoder's output
 
 import math
 
+import keras
+import numpy as np
 import tensorflow as tf
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
+# How binary-likelihood models see grey data: a fresh binary draw per step, or as it is.
+BINARIZATIONS = ("dynamic", "none")
 # PixelCNN++'s lower bound on the log scale: keeps the bin probabilities finite.
 MIN_LOG_SCALE = -7.0
 _LEVELS = 255.0
@@ -102,6 +106,13 @@ def discretized_logistic_log_prob(targets, params):
     return _sum_per_example(log_prob)
 
 
+def categorical_log_prob(levels, logits):
+    """log p(levels | logits) of integer levels under a softmax over the last axis of `logits`
+    (one class per level: 256 for 8-bit data, van den Oord et al. 2016), per example."""
+    return -_sum_per_example(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(levels, tf.int32), logits=logits))
+
+
 _LOG_PROBS = {
     "bernoulli": bernoulli_log_prob,
     "gaussian": gaussian_log_prob,
@@ -121,3 +132,57 @@ def image_mean(likelihood, params):
     if likelihood == "bernoulli":
         return tf.sigmoid(params)
     return tf.clip_by_value(split_location_scale(params)[0], 0.0, 1.0)
+
+
+# --- the data a likelihood model is trained and evaluated on ----------------------------------
+
+
+def check_binarize(binarize, likelihood):
+    """The binarisation a model with `likelihood` uses (`None`: dynamic for Bernoulli, else
+    none); refused where unknown or where the likelihood is not Bernoulli."""
+    binarize = binarize or ("dynamic" if likelihood == "bernoulli" else "none")
+    if binarize not in BINARIZATIONS:
+        raise ValueError(f"Unknown binarize {binarize!r}; valid: {list(BINARIZATIONS)}.")
+    if binarize == "dynamic" and likelihood != "bernoulli":
+        raise ValueError(f"binarize='dynamic' needs likelihood='bernoulli', got {likelihood!r}.")
+    return binarize
+
+
+def training_targets(images, likelihood, binarize, batch, seed_generator):
+    """Intensities in [0, 1] from a batch in [-1, 1], binarised as configured.
+
+    `binarize="dynamic"` draws x ~ Bernoulli(intensity) afresh at every step (Salakhutdinov &
+    Murray 2008; the IWAE paper's protocol), the noise drawn for the global batch and sliced
+    per replica (`batch`, a `kerasgen.distribute.ReplicaBatch`). A Bernoulli model given grey
+    levels without it stops with an error naming the fix.
+    """
+    intensities = tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 0.5, 0.0, 1.0)
+    if binarize == "dynamic":
+        noise = batch.slice(keras.random.uniform(
+            (batch.global_batch_size, *intensities.shape[1:]), seed=seed_generator))
+        return tf.cast(noise < intensities, tf.float32)
+    if likelihood == "bernoulli":
+        binary = tf.reduce_all(tf.logical_or(intensities < 1e-3, intensities > 1.0 - 1e-3))
+        tf.debugging.Assert(binary, [
+            "A Bernoulli model needs binary images (all pixels 0 or 255), and this batch "
+            "has grey levels. Use binarize='dynamic', or a likelihood of grey levels "
+            "(discretized_logistic for VAEs, categorical for PixelCNN)."])
+        return tf.round(intensities)
+    return intensities
+
+
+def binarize_fixed(images, seed=0):
+    """A fixed stochastic binarisation of uint8 images (the test set of the NLL protocol)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"binarize_fixed takes uint8 images, got {images.dtype}.")
+    noise = np.random.default_rng(seed).random(images.shape, dtype=np.float32)
+    return (noise < images / np.float32(255.0)).astype(np.float32)
+
+
+def evaluation_targets(likelihood, images, seed=0):
+    """The targets a likelihood is evaluated on, from uint8 images: binarised once (fixed
+    seed) for Bernoulli, else intensities value / 255."""
+    if likelihood == "bernoulli":
+        return binarize_fixed(images, seed)
+    return np.asarray(images, np.float32) / 255.0

@@ -155,7 +155,8 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
 
 def evaluate_likelihood(run_dir, num_importance_samples=5000, num_images=None, split="test",
                         data_dir=None, seed=0):
-    """Importance-sampled NLL and negative ELBO (nats) of a likelihood model's run.
+    """The test NLL (nats) of a likelihood model's run: importance-sampled with the negative
+    ELBO for VAEs, exact for autoregressive models (`report["exact"]`).
 
     The protocol of the IWAE paper's tables: every test image of the run's dataset, binarised
     once with a fixed seed for a Bernoulli decoder, k = 5000 samples. The report is also
@@ -175,7 +176,8 @@ def evaluate_likelihood(run_dir, num_importance_samples=5000, num_images=None, s
     model = load_run(run_dir)
     if not model.has_likelihood:
         raise ValueError(f"{run_dir} holds a {model.name!r} model, which has no likelihood; "
-                         "--metric nll is for the VAE family (fd, kid or score for GANs).")
+                         "--metric nll is for likelihood models (the VAE family, PixelCNN); "
+                         "use fd, kid or score.")
     images, labels = kg_data.load_arrays(config["dataset"], split, data_dir, config["image_size"])
     if num_images is not None:
         images, labels = images[:num_images], None if labels is None else labels[:num_images]

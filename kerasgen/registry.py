@@ -5,8 +5,8 @@ README's "Adding a model"). Names registered twice are refused.
 """
 
 from kerasgen.model_index import unknown_model
-from kerasgen.models import (classifier, conditional_gan, dcgan, diffusion, enhancement,
-                             inpainting, restoration, translation, vae, wgan_gp)
+from kerasgen.models import (autoregressive, classifier, conditional_gan, dcgan, diffusion,
+                             enhancement, inpainting, restoration, translation, vae, wgan_gp)
 
 
 def merge_presets(*families):
@@ -34,6 +34,7 @@ MODELS = merge_presets(
     inpainting.PRESETS,
     enhancement.PRESETS,
     diffusion.PRESETS,
+    autoregressive.PRESETS,
 )
 
 def register(presets, models=None):

@@ -2,7 +2,7 @@
 
 A family's training wrapper implements the contract of its kind of work:
 
-- `GenerativeModel` (GANs, VAEs; next PixelCNN, DRAW, diffusion): `sample_inputs`,
+- `GenerativeModel` (GANs, VAEs, diffusion, PixelCNN; next DRAW): `sample_inputs`,
   `generate`, optionally `figures` and a log-likelihood.
 - `ImageToImageModel` (denoising, super-resolution, translation; next inpainting and
   enhancement): `apply` to uint8 images of any size, `training_data`, `benchmark`.
@@ -32,6 +32,8 @@ class GenerativeModel:
 
     conditional = False
     has_likelihood = False
+    # Samples drawn after every training epoch (a PixelCNN pays one network pass per pixel).
+    epoch_samples = 64
 
     def sample_inputs(self, num_images, seed=0):
         raise NotImplementedError
@@ -45,9 +47,10 @@ class GenerativeModel:
         return {}
 
     def log_likelihood_report(self, images, labels=None, num_samples=5000, seed=0):
-        """`{"nll", "negative_elbo", "bits_per_dim", "num_images", "num_samples"}` (nats)."""
+        """`{"nll", "bits_per_dim", "num_images"}` in nats, with `"negative_elbo"` and
+        `"num_samples"` for an importance-sampled estimate, or `"exact": True`."""
         raise ValueError(f"A {self.name!r} model has no likelihood; --metric nll is for "
-                         "likelihood models (the VAE family); use fd, kid or score.")
+                         "likelihood models (the VAE family, PixelCNN); use fd, kid or score.")
 
 
 class ImageToImageModel:
@@ -200,7 +203,8 @@ class Generation(LabelledImages):
         from kerasgen.callbacks import SampleGrid
 
         images, labels = source
-        return [SampleGrid(run_dir / "samples", seed=config["seed"], log_dir=run_dir / "logs",
+        return [SampleGrid(run_dir / "samples", num_images=model.epoch_samples,
+                           seed=config["seed"], log_dir=run_dir / "logs",
                            reference=figure_reference(images, labels))]
 
     def finish(self, result, config, source, data_dir):

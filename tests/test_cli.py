@@ -30,10 +30,11 @@ def test_list_and_unknown_model_errors(capsys):
     listed = [line.split()[0] for line in registered.splitlines()]
     assert "dncnn_grey_s25" in shipped and "28.52 dB" in shipped  # the measured figure
     assert listed == ["beta_vae", "cgan", "classifier", "context_encoder", "cvae", "cyclegan",
-                      "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2", "dncnn", "dncnn_blind", "dncnn_color", "drrn",
-                      "edsr", "espcn", "ffdnet", "ffdnet_color", "fsrcnn", "iwae",
-                      "lowlight_unet", "pconv_unet", "pix2pix", "recurrent_denoiser", "vae",
-                      "wgan_gp", "zero_dce", "zero_dce_plus"]
+                      "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2", "dncnn",
+                      "dncnn_blind", "dncnn_color", "drrn", "edsr", "espcn", "ffdnet",
+                      "ffdnet_color", "fsrcnn", "iwae", "lowlight_unet", "pconv_unet", "pix2pix",
+                      "pixelcnn", "pixelcnn_conditional", "pixelcnn_grey", "recurrent_denoiser",
+                      "vae", "wgan_gp", "zero_dce", "zero_dce_plus"]
     valid = "Valid models: " + ", ".join(listed)
     assert cli.main(["train", "stylegan9"]) == 2
     assert f"Unknown model 'stylegan9'. {valid}" in capsys.readouterr().err

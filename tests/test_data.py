@@ -171,3 +171,49 @@ def test_image_grid_separates_tiles_and_keeps_every_pixel():
     assert image_grid(images, columns=5, gap=0).shape == (3, 20, 1)
     with pytest.raises(ValueError, match="gap must be >= 0"):
         image_grid(images, gap=-1)
+
+
+# --- Moving MNIST --------------------------------------------------------------------------------
+
+
+def test_moving_mnist_digits_bounce_inside_the_frame_and_are_seeded():
+    from kerasgen.data.moving_mnist import moving_mnist, trajectories
+
+    block = np.full((1, 8, 8), 255, np.uint8)  # a "digit" whose every pixel shows
+    frames = moving_mnist(block, 6, num_frames=30, size=24, num_digits=1, step_length=0.1,
+                          seed=3)
+    assert frames.shape == (6, 30, 24, 24, 1) and frames.dtype == np.uint8
+    # Never cut off by the border: all 64 pixels of the block in every frame.
+    np.testing.assert_array_equal((frames > 0).sum(axis=(2, 3, 4)), 64)
+    # Each frame moves the block 0.1 of the free 16 pixels (1.6 px, rounded), bouncing.
+    corners = np.array([[np.argwhere(frame[..., 0])[0] for frame in sequence]
+                        for sequence in frames])
+    steps = np.linalg.norm(np.diff(corners, axis=1), axis=-1)
+    assert steps.max() <= 1.6 + 2 * np.sqrt(2) and np.median(steps) >= 1.0
+    assert corners.min() == 0 and corners.max() == 16  # 30 frames reach the walls
+    path = trajectories(200, 40, 2, 0.1, np.random.default_rng(0))
+    assert path.min() >= 0.0 and path.max() <= 1.0
+    # Two digits: each frame is the pixelwise maximum of both placements.
+    two = moving_mnist(np.stack([block[0], block[0] // 2]), 4, num_frames=5, size=24, seed=1)
+    assert set(np.unique(two)) <= {0, 127, 255}
+    np.testing.assert_array_equal(two, moving_mnist(np.stack([block[0], block[0] // 2]), 4,
+                                                    num_frames=5, size=24, seed=1))
+    assert not np.array_equal(two, moving_mnist(np.stack([block[0], block[0] // 2]), 4,
+                                                num_frames=5, size=24, seed=2))
+    with pytest.raises(ValueError, match="num_frames must be at least 1, got 0"):
+        moving_mnist(block, 2, num_frames=0, size=24)
+    with pytest.raises(ValueError, match="size must be at least 8, got 6"):
+        moving_mnist(block, 2, size=6)
+    with pytest.raises(ValueError, match="step_length must be positive, got -0.1"):
+        moving_mnist(block, 2, size=24, step_length=-0.1)
+
+
+def test_moving_mnist_from_the_mnist_digits(data_dir):
+    from kerasgen.data.moving_mnist import load_moving_mnist
+
+    test = load_moving_mnist("test", num_sequences=3, data_dir=data_dir)
+    assert test.shape == (3, 20, 64, 64, 1)
+    assert (test.reshape(3, 20, -1).max(axis=-1) == 255).all()  # digits visible in every frame
+    assert not np.array_equal(test, load_moving_mnist("train", 3, data_dir=data_dir))
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        load_moving_mnist("validation", 3, data_dir=data_dir)

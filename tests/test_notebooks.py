@@ -159,3 +159,20 @@ OUT_DIR = "diffusion"
     difference = int(outputs.split("LiteRT sampling loop vs Keras generate: max difference")[1]
                      .split()[0])
     assert difference <= 1
+
+
+def test_autoregressive_notebook(tmp_path):
+    outputs = run_notebook("08_autoregressive.ipynb", """DATASET = "digits"
+EPOCHS = 1
+STEPS_PER_EPOCH = 3
+NUM_LAYERS = 2
+NUM_FILTERS = 8
+NLL_IMAGES = 20
+OUT_DIR = "pixelcnn"
+""", tmp_path)
+    assert "on 20 test images; exact: True" in outputs
+    assert "completions grid: (24, 8, 8, 1)" in outputs
+    assert "same images: True" in outputs
+    assert "conditionals" in outputs and "log_prob" in outputs
+    differing = int(outputs.split("LiteRT app loop vs Keras sample: ")[1].split()[0])
+    assert differing <= 1

@@ -11,7 +11,8 @@ from scipy.stats import multivariate_normal
 
 from kerasgen import distributions, export
 from kerasgen.data import load_arrays, load_dataset
-from kerasgen.models.vae import VAE, ConditionalVAE, binarize_fixed, build_vae
+from kerasgen.distributions import binarize_fixed
+from kerasgen.models.vae import VAE, ConditionalVAE, build_vae
 from tests.helpers import assert_mirrored_step_equal, assert_round_trip
 
 SHAPE = (16, 16, 1)

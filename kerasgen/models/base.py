@@ -103,14 +103,27 @@ class SingleOptimizer(Optimizers):
         self.compile(optimizer=keras.saving.deserialize_keras_object(config["optimizer"]))
 
 
+def seeded_draws(seeds, shape, stream=0, distribution="normal"):
+    """`[N, *shape]` draws, row i made with the stateless seed (seeds[i], stream) alone, so a
+    seed gives the same draw whatever the batch around it.
+
+    Args:
+        seeds: int32 `[N]`.
+        shape: tuple. The shape of one row.
+        stream: int or int32 scalar tensor. Separates the draws of one seed.
+        distribution: str. `"normal"` (N(0, 1)) or `"uniform"` ([0, 1)).
+    """
+    draw = {"normal": tf.random.stateless_normal,
+            "uniform": tf.random.stateless_uniform}[distribution]
+    stream = tf.cast(stream, tf.int32)
+    return tf.map_fn(lambda seed: draw(shape, seed=tf.stack([seed, stream])),
+                     tf.cast(tf.reshape(seeds, [-1]), tf.int32),
+                     fn_output_signature=tf.TensorSpec(shape, tf.float32))
+
+
 def latents_from_seeds(seeds, latent_dim):
     """One deterministic N(0, 1) latent vector per int32 seed, whatever the batch around it."""
-    seeds = tf.cast(tf.reshape(seeds, [-1]), tf.int32)
-    return tf.map_fn(
-        lambda seed: tf.random.stateless_normal([latent_dim], seed=tf.stack([seed, 0])),
-        seeds,
-        fn_output_signature=tf.TensorSpec([latent_dim], tf.float32),
-    )
+    return seeded_draws(seeds, [latent_dim])
 
 
 class LatentSampling:
@@ -125,6 +138,18 @@ class LatentSampling:
     def sample_inputs(self, num_images, seed=0):
         """Latent vectors for seeds `seed .. seed + num_images - 1` (as the export signature)."""
         return latents_from_seeds(tf.range(seed, seed + num_images), self.latent_dim)
+
+
+class SeedSampling:
+    """Sampling inputs of models that draw everything from int32 seeds (diffusion,
+    autoregressive models); needs `conditional` and, if set, `num_classes`."""
+
+    def sample_inputs(self, num_images, seed=0):
+        """Seeds `seed .. seed + num_images - 1` (and labels cycling 0 .. num_classes - 1)."""
+        seeds = tf.range(seed, seed + num_images, dtype=tf.int32)
+        if self.conditional:
+            return seeds, tf.range(num_images, dtype=tf.int32) % self.num_classes
+        return seeds
 
 
 def unpack_labelled(data, model_name):

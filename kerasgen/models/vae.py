@@ -34,7 +34,6 @@ from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation, GenerativeModel
 
 KERNEL_SIZE = 4
-BINARIZATIONS = ("dynamic", "none")
 LABEL_EMBEDDING = "label_embedding"
 # Most decoder passes one call of the NLL estimator makes (images x importance samples).
 MAX_DECODER_BATCH = 4096
@@ -159,11 +158,7 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
                  num_importance_samples=1, binarize=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         distributions.check_likelihood(likelihood)
-        binarize = binarize or ("dynamic" if likelihood == "bernoulli" else "none")
-        if binarize not in BINARIZATIONS:
-            raise ValueError(f"Unknown binarize {binarize!r}; valid: {list(BINARIZATIONS)}.")
-        if binarize == "dynamic" and likelihood != "bernoulli":
-            raise ValueError(f"binarize='dynamic' needs likelihood='bernoulli', got {likelihood!r}.")
+        binarize = distributions.check_binarize(binarize, likelihood)
         if beta < 0 or kl_warmup_steps < 0:
             raise ValueError(f"beta and kl_warmup_steps must be >= 0, got {beta}, {kl_warmup_steps}.")
         if int(num_importance_samples) < 1:
@@ -236,19 +231,8 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
 
     def _targets(self, images, batch):
         """Intensities in [0, 1] from data in [-1, 1]; binarised as configured."""
-        intensities = tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 0.5, 0.0, 1.0)
-        if self.binarize == "dynamic":
-            # Dynamic binarization (Salakhutdinov & Murray 2008; the IWAE paper's protocol).
-            noise = batch.slice(keras.random.uniform(
-                (batch.global_batch_size, *intensities.shape[1:]), seed=self.seed_generator))
-            return tf.cast(noise < intensities, tf.float32)
-        if self.likelihood == "bernoulli":
-            binary = tf.reduce_all(tf.logical_or(intensities < 1e-3, intensities > 1.0 - 1e-3))
-            tf.debugging.Assert(binary, [
-                "A Bernoulli decoder needs binary images (all pixels 0 or 255), and this batch "
-                "has grey levels. Use binarize='dynamic', or likelihood='discretized_logistic' "
-                "for grey images."])
-        return intensities
+        return distributions.training_targets(images, self.likelihood, self.binarize, batch,
+                                              self.seed_generator)
 
     def beta_now(self):
         """The KL weight at the optimizer's current step (after any warm-up)."""
@@ -347,7 +331,7 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
             raise ValueError("targets must be intensities in [0, 1] (uint8 / 255).")
         if self.likelihood == "bernoulli" and not np.isin(targets, (0.0, 1.0)).all():
             raise ValueError("A Bernoulli decoder is evaluated on binary images; binarize them "
-                             "first, e.g. with kerasgen.models.vae.binarize_fixed(images).")
+                             "first, e.g. with kerasgen.distributions.binarize_fixed(images).")
         chunk = int(min(num_samples, max_decoder_batch))
         images_per_call = max(1, max_decoder_batch // chunk)
         log_weights_of = self._compiled_log_weights()
@@ -375,8 +359,9 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
     def log_likelihood_report(self, images, labels=None, num_samples=5000, seed=0):
         """`{"nll", "negative_elbo", "bits_per_dim", "num_images", "num_samples"}` (nats) on
         uint8 images, binarised once with `seed` for a Bernoulli decoder."""
-        nll, negative_elbo = self.importance_sampled_nll(
-            evaluation_targets(self, images, seed), labels, num_samples=num_samples, seed=seed)
+        targets = distributions.evaluation_targets(self.likelihood, images, seed)
+        nll, negative_elbo = self.importance_sampled_nll(targets, labels, num_samples=num_samples,
+                                                         seed=seed)
         pixels = math.prod(self.image_shape)
         return {"nll": float(nll.mean()), "negative_elbo": float(negative_elbo.mean()),
                 "bits_per_dim": float(nll.mean() / (pixels * math.log(2.0))),
@@ -581,22 +566,6 @@ class ConditionalVAE(VAE):
             yield [latents.numpy(), labels.numpy()]
 
 
-def binarize_fixed(images, seed=0):
-    """A fixed stochastic binarisation of uint8 images (the test set of the NLL protocol)."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise ValueError(f"binarize_fixed takes uint8 images, got {images.dtype}.")
-    noise = np.random.default_rng(seed).random(images.shape, dtype=np.float32)
-    return (noise < images / np.float32(255.0)).astype(np.float32)
-
-
-def evaluation_targets(model, images, seed=0):
-    """The targets a model's likelihood is evaluated on: binarised (fixed seed) for Bernoulli."""
-    if model.likelihood == "bernoulli":
-        return binarize_fixed(images, seed)
-    return np.asarray(images, np.float32) / 255.0
-
-
 def build_vae(image_shape, latent_dim=50, likelihood="bernoulli", base_filters=32,
               hidden_units=256, beta=1.0, kl_warmup_steps=0, num_importance_samples=1,
               binarize=None, num_classes=None, seed=None, name=None):
@@ -623,8 +592,6 @@ def build_vae(image_shape, latent_dim=50, likelihood="bernoulli", base_filters=3
                        kl_warmup_steps=kl_warmup_steps,
                        num_importance_samples=num_importance_samples, binarize=binarize, seed=seed,
                        name=name or default_name)
-
-
 
 
 _MNIST = {"dataset": "mnist", "epochs": 100, "batch_size": 128, "task": Generation()}

@@ -21,8 +21,8 @@ import tensorflow as tf
 from kerasgen.data import to_uint8
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
-from kerasgen.models.base import (NestedObjects, SeededModel, SingleOptimizer, check_labels,
-                                  unpack_labelled)
+from kerasgen.models.base import (NestedObjects, SeededModel, SeedSampling, SingleOptimizer,
+                                  check_labels, seeded_draws, unpack_labelled)
 from kerasgen.models.diffusion.schedule import NoiseSchedule
 from kerasgen.tasks import GenerativeModel
 
@@ -34,11 +34,7 @@ DRAWS_PER_STEP = 3
 
 def seeded_normal(seeds, shape, stream):
     """N(0, I) `[N, *shape]`, row i drawn with the stateless seed (seeds[i], stream)."""
-    stream = tf.cast(stream, tf.int32)
-    return tf.map_fn(
-        lambda seed: tf.random.stateless_normal(shape, seed=tf.stack([seed, stream])),
-        tf.cast(tf.reshape(seeds, [-1]), tf.int32),
-        fn_output_signature=tf.TensorSpec(shape, tf.float32))
+    return seeded_draws(seeds, shape, stream)
 
 
 def update_moving_average(pairs, decay):
@@ -58,7 +54,7 @@ def update_moving_average(pairs, decay):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class DDPM(SingleOptimizer, GenerativeModel, NestedObjects, SeededModel):
+class DDPM(SeedSampling, SingleOptimizer, GenerativeModel, NestedObjects, SeededModel):
     """Trains a denoising network with `fit` and samples it with DDPM or DDIM steps.
 
     Args:
@@ -319,13 +315,6 @@ class DDPM(SingleOptimizer, GenerativeModel, NestedObjects, SeededModel):
                 raise ValueError("A class-conditional model generates from (seeds, labels).")
             return inputs
         return inputs, None
-
-    def sample_inputs(self, num_images, seed=0):
-        """Seeds `seed .. seed + num_images - 1` (and labels cycling 0 .. num_classes - 1)."""
-        seeds = tf.range(seed, seed + num_images, dtype=tf.int32)
-        if self.conditional:
-            return seeds, tf.range(num_images, dtype=tf.int32) % self.num_classes
-        return seeds
 
     def generate(self, inputs, num_steps: int = None, eta: float = None,
                  guidance_scale: float = None, sampler: str = "ddim"):
