@@ -136,7 +136,8 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
         if len(images) > num_samples:
             images = images[np.random.default_rng(seed).choice(len(images), num_samples,
                                                                replace=False)]
-        return images
+        # Like with like: binary samples are compared with binarised real images.
+        return model.as_samples(images, seed)
 
     reference_images = real(reference)
     fakes = list(generated_batches(model, num_samples, seed=seed, **(generate_options or {})))

@@ -46,6 +46,12 @@ class GenerativeModel:
         del images, labels, seed
         return {}
 
+    def as_samples(self, images, seed=0):
+        """Real uint8 images as this model's samples are (what FD/KID/score compare them
+        with): unchanged by default; a model of binary images binarises them."""
+        del seed
+        return images
+
     def log_likelihood_report(self, images, labels=None, num_samples=5000, seed=0):
         """`{"nll", "bits_per_dim", "num_images"}` in nats, with `"negative_elbo"` and
         `"num_samples"` for an importance-sampled estimate, or `"exact": True`."""

@@ -207,6 +207,12 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
 
     # --- sampling ------------------------------------------------------------------------
 
+    def as_samples(self, images, seed=0):
+        """Real images as the samples are: binarised once (seed) for a Bernoulli model."""
+        if self.likelihood == "bernoulli":
+            return (distributions.binarize_fixed(images, seed) * 255).astype(np.uint8)
+        return images
+
     def _split_inputs(self, inputs):
         if self.conditional:
             if not isinstance(inputs, (tuple, list)) or len(inputs) != 2:
