@@ -339,9 +339,7 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
     def figures(self, images, labels=None, seed=0):
         """`completions`: each reference image's top half (first row) above the model's
         completions of its bottom half from two seeds (van den Oord et al. 2016, figure 1)."""
-        images = np.asarray(images)[:8]
-        if self.likelihood == "bernoulli":
-            images = (distributions.binarize_fixed(images, seed) * 255).astype(np.uint8)
+        images = self.as_samples(np.asarray(images)[:8], seed)
         labels = None if labels is None else np.asarray(labels)[:8]
         rows = [images]
         for repeat in range(2):
