@@ -1,16 +1,23 @@
-"""Gated PixelCNN on dynamically binarized MNIST: exact test NLL against training time, and
-sampling speed (one network pass per pixel) three ways.
+"""Autoregressive and recurrent generative models on dynamically binarized MNIST (gated
+PixelCNN, DRAW): test NLL against training time, and PixelCNN sampling speed three ways.
 
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py train \
-        [--model pixelcnn] [--curve-images 1000] [--out benchmarks/results]
+        [--model pixelcnn|draw] [--curve-images 1000] [--curve-k 1] [--final-k K] \
+        [--out benchmarks/results]
+    KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py checkpoints \
+        RUN_DIR [--curve-images 1000] [--curve-k 1]
     python benchmarks/bench_autoregressive.py speed [--batch-size 16] [--repeats 3]
 
 `train` runs the preset to its end in a resumable run folder (`OUT/<model>_mnist`; run it again
-after an interruption), evaluates the exact NLL of the first `--curve-images` test images
-after every epoch (`curve.jsonl`: steps, wall seconds, process CPU seconds, NLL) and of all
-10,000 at the end, binarised once with seed 0 (the VAE benchmark's test set). Anchors (nats):
-PixelCNN 81.30, Row LSTM 80.54, Diagonal BiLSTM 79.20 (van den Oord et al. 2016, table 4),
-the VAE / IWAE rows of `bench_vae.py`.
+after an interruption), evaluates the NLL of the first `--curve-images` test images after every
+epoch (`curve.jsonl`: steps, wall seconds, process CPU seconds, NLL) and of all 10,000 at the
+end, binarised once with seed 0 (the VAE benchmark's test set). The PixelCNN's NLL is exact;
+DRAW's is importance-sampled, k = `--curve-k` per epoch (1: the negative ELBO, the DRAW paper's
+bound) and `--final-k` at the end (default: the model's, 100). `checkpoints` makes the same
+curve afterwards from the epoch checkpoints of a run trained with `kerasgen train`, its times
+read from the checkpoints' modification times (wall clock only). Anchors (nats): PixelCNN
+81.30, Row LSTM 80.54, Diagonal BiLSTM 79.20 (van den Oord et al. 2016, table 4); DRAW <= 80.97,
+without attention <= 87.40 (Gregor et al. 2015, table 2); the VAE / IWAE rows of `bench_vae.py`.
 
 `speed` times sampling at the preset's size: a Python loop calling the network eagerly per
 pixel, then the `tf.while_loop`s of `PixelCNN.sample_loop`: the whole network on the whole
@@ -36,18 +43,21 @@ from kerasgen import evaluation, registry, training  # noqa: E402
 from kerasgen.models.autoregressive.pixelcnn import SAMPLING_METHODS  # noqa: E402
 from kerasgen.models.base import seeded_draws  # noqa: E402
 
-ANCHORS = {"PixelCNN": 81.30, "Row LSTM": 80.54, "Diagonal BiLSTM": 79.20}
+ANCHORS = {"PixelCNN": 81.30, "Row LSTM": 80.54, "Diagonal BiLSTM": 79.20, "DRAW": 80.97,
+           "DRAW without attention": 87.40}
 
 
 class LikelihoodCurve(keras.callbacks.Callback):
     """Appends `{"epoch", "steps", "wall_s", "cpu_s", "nll"}` to `path` after every epoch:
-    the exact NLL of fixed binarised test images. Times count from the first epoch of this
+    the NLL of fixed binarised test images (k = `num_samples` importance samples for latent
+    variable models; exact models ignore it). Times count from the first epoch of this
     process, plus what earlier processes of a resumed run logged."""
 
-    def __init__(self, path, images):
+    def __init__(self, path, images, num_samples=1):
         super().__init__()
         self.path = Path(path)
         self.images = images
+        self.num_samples = num_samples
         earlier = self.read(self.path)
         self.offset_wall = earlier[-1]["wall_s"] if earlier else 0.0
         self.offset_cpu = earlier[-1]["cpu_s"] if earlier else 0.0
@@ -66,7 +76,8 @@ class LikelihoodCurve(keras.callbacks.Callback):
                "wall_s": self.offset_wall + time.perf_counter() - self.wall,
                "cpu_s": self.offset_cpu + time.process_time() - self.cpu,
                "train_loss": float(logs["loss"]),
-               "nll": self.model.log_likelihood_report(self.images)["nll"]}
+               "nll": self.model.log_likelihood_report(self.images,
+                                                       num_samples=self.num_samples)["nll"]}
         with self.path.open("a") as file:
             file.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
@@ -77,26 +88,56 @@ def train(args):
     images, _ = kg_data.load_arrays("mnist", "test")
     curve_path = run_dir / "curve.jsonl"
     run_dir.mkdir(parents=True, exist_ok=True)
-    curve = LikelihoodCurve(curve_path, images[:args.curve_images])
+    curve = LikelihoodCurve(curve_path, images[:args.curve_images], args.curve_k)
     training.train(args.model, out_dir=run_dir, verbose=2, callbacks=[curve])
-    report = evaluation.evaluate_likelihood(run_dir)
-    rows = LikelihoodCurve.read(curve_path)
+    report = evaluation.evaluate_likelihood(run_dir, num_importance_samples=args.final_k)
+    write_table(args, run_dir, LikelihoodCurve.read(curve_path), report,
+                Path(args.out) / f"{args.model}.md")
+
+
+def checkpoints(args):
+    """The curve of a finished `kerasgen train` run, from its epoch checkpoints."""
+    run_dir = Path(args.run_dir)
+    images, _ = kg_data.load_arrays("mnist", "test")
+    start = (run_dir / training.RUN_CONFIG).stat().st_mtime  # written when the run began
+    rows = []
+    for path in sorted((run_dir / "checkpoints").glob("epoch_*.keras")):
+        model = keras.models.load_model(path)
+        rows.append({"epoch": int(path.stem.split("_")[1]),
+                     "steps": int(model.optimizer.iterations),
+                     "wall_s": path.stat().st_mtime - start, "cpu_s": None, "train_loss": None,
+                     "nll": model.log_likelihood_report(images[:args.curve_images],
+                                                        num_samples=args.curve_k)["nll"]})
+        print(json.dumps(rows[-1]), flush=True)
+    report = json.loads((run_dir / evaluation.LIKELIHOOD_REPORT).read_text()) if \
+        (run_dir / evaluation.LIKELIHOOD_REPORT).exists() else None
+    write_table(args, run_dir, rows, report, run_dir / "curve.md")
+
+
+def write_table(args, run_dir, rows, report, path):
     config = training.read_run_config(run_dir)
+    number = lambda value, digits: "-" if value is None else f"{value:.{digits}f}"  # noqa: E731
+    estimate = "exact NLL" if report is None or report.get("exact") else (
+        f"NLL k={args.curve_k} per epoch" + (" (the negative ELBO)" if args.curve_k == 1 else ""))
     lines = [
-        f"{args.model} on {os.cpu_count()} CPU cores ({platform.machine()}), batch "
+        f"{config['model']} on {os.cpu_count()} CPU cores ({platform.machine()}), batch "
         f"{config['batch_size']}, {rows[-1]['steps']} steps; dynamically binarized MNIST; "
-        "exact NLL in nats, test images binarised once (seed 0).", "",
+        f"{estimate} in nats, test images binarised once (seed 0).", "",
         f"| epoch | steps | wall min | CPU min | train loss | NLL (first {args.curve_images}) |",
         "|---|---|---|---|---|---|",
         *(f"| {row['epoch']} | {row['steps']} | {row['wall_s'] / 60:.1f} | "
-          f"{row['cpu_s'] / 60:.1f} | {row['train_loss']:.2f} | {row['nll']:.2f} |"
-          for row in rows),
-        "", f"All {report['num_images']} test images: NLL {report['nll']:.2f} nats "
-        f"({report['bits_per_dim']:.4f} bits/dim). Anchors: "
-        + ", ".join(f"{name} {value}" for name, value in ANCHORS.items()) + "."]
+          f"{number(row['cpu_s'] and row['cpu_s'] / 60, 1)} | {number(row['train_loss'], 2)} | "
+          f"{row['nll']:.2f} |" for row in rows), ""]
+    if report is not None:
+        bound = "" if report.get("exact") else (
+            f", k={report['num_samples']}; negative ELBO {report['negative_elbo']:.2f}")
+        lines.append(f"{report['num_images']} test images: NLL {report['nll']:.2f} nats "
+                     f"({report['bits_per_dim']:.4f} bits/dim{bound}).")
+    lines.append("Anchors: " + ", ".join(f"{name} {value}" for name, value in ANCHORS.items())
+                 + ".")
     text = "\n".join(lines)
     print(text)
-    (Path(args.out) / f"{args.model}.md").write_text(text + "\n")
+    path.write_text(text + "\n")
 
 
 def speed(args):
@@ -148,18 +189,25 @@ def speed(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["train", "speed"])
+    parser.add_argument("command", choices=["train", "checkpoints", "speed"])
+    parser.add_argument("run_dir", nargs="?", help="checkpoints: a finished run folder")
     parser.add_argument("--model", default="pixelcnn")
     parser.add_argument("--curve-images", type=int, default=1000)
+    parser.add_argument("--curve-k", type=int, default=1,
+                        help="importance samples per epoch (latent-variable models)")
+    parser.add_argument("--final-k", type=int,
+                        help="importance samples at the end (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
-    for name in ("curve_images", "batch_size", "repeats"):
+    if (args.command == "checkpoints") != (args.run_dir is not None):
+        raise SystemExit("A run folder is what `checkpoints` takes, and only it.")
+    for name in ("curve_images", "curve_k", "batch_size", "repeats"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got "
                              f"{getattr(args, name)}.")
-    {"train": train, "speed": speed}[args.command](args)
+    {"train": train, "checkpoints": checkpoints, "speed": speed}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ def _parser():
     sample.add_argument("--num", type=positive_int, default=64)
     sample.add_argument("--seed", type=non_negative_int, default=0)
     sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png); other figures "
-                                      "go beside it")
+                                      "go beside it, and models that draw in steps (DRAW) "
+                                      "write the animation as a GIF of the same name")
     sample.add_argument("--data-dir", help="for the reference images of VAE figures")
 
     apply = commands.add_parser(
@@ -111,8 +112,10 @@ def _parser():
     generation.add_argument("--metric", default="fd", choices=["fd", "kid", "score", "nll"])
     generation.add_argument("--num-samples", type=positive_int, default=10000,
                             help="generated samples (fd, kid, score)")
-    generation.add_argument("--k", type=int, default=5000,
-                            help="importance samples (nll of VAEs; exact models ignore it)")
+    generation.add_argument("--k", type=int,
+                            help="importance samples (nll of latent-variable models; default: "
+                                 "the model's, 5000 for VAEs, 100 for DRAW; exact models "
+                                 "ignore it)")
     generation.add_argument("--num-images", type=positive_int,
                             help="first N test images (nll; default: all)")
     generation.add_argument("--reference", default="test", choices=["train", "test"])
@@ -281,6 +284,9 @@ def _run(args, extra):
                                  extra, f"Sampling a {model.name!r} model")
         out = args.out or os.path.join(args.run_dir, "sample.png")
         print(tasks.write_samples(model, out, num_images=args.num, seed=args.seed, **options))
+        if model.animates:  # how the samples were drawn, step by step, beside the grid
+            print(tasks.write_animation(model, os.path.splitext(out)[0] + ".gif",
+                                        num_images=args.num, seed=args.seed))
         if os.path.exists(os.path.join(args.run_dir, training.RUN_CONFIG)):  # a run's data
             for path in tasks.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
                                                 data_dir=args.data_dir,

@@ -154,7 +154,7 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
             "reference": reference, "features": feature_set, "dataset": config["dataset"]}
 
 
-def evaluate_likelihood(run_dir, num_importance_samples=5000, num_images=None, split="test",
+def evaluate_likelihood(run_dir, num_importance_samples=None, num_images=None, split="test",
                         data_dir=None, seed=0):
     """The test NLL (nats) of a likelihood model's run: importance-sampled with the negative
     ELBO for VAEs, exact for autoregressive models (`report["exact"]`).
@@ -165,13 +165,14 @@ def evaluate_likelihood(run_dir, num_importance_samples=5000, num_images=None, s
 
     Args:
         run_dir: str. A run of a VAE-family model.
-        num_importance_samples: int. k. Defaults to 5000.
+        num_importance_samples: int. k. Defaults to the model's (5000 for VAEs, 100 for
+            DRAW, whose every sample is a T-glimpse pass).
         num_images: int. Evaluate the first N images of the split only. Defaults to all.
         split: str. Defaults to `"test"`.
         data_dir: str. See `kerasgen.data`.
         seed: int. Seeds the binarisation and the importance samples. Defaults to 0.
     """
-    if num_importance_samples < 1:
+    if num_importance_samples is not None and num_importance_samples < 1:
         raise ValueError(f"--k must be at least 1, got {num_importance_samples}.")
     config = read_run_config(run_dir)
     model = load_run(run_dir)

@@ -5,7 +5,7 @@ README's "Adding a model"). Names registered twice are refused.
 """
 
 from kerasgen.model_index import unknown_model
-from kerasgen.models import (autoregressive, classifier, conditional_gan, dcgan, diffusion,
+from kerasgen.models import (autoregressive, classifier, conditional_gan, dcgan, diffusion, draw,
                              enhancement, inpainting, restoration, translation, vae, wgan_gp)
 
 
@@ -35,6 +35,7 @@ MODELS = merge_presets(
     enhancement.PRESETS,
     diffusion.PRESETS,
     autoregressive.PRESETS,
+    draw.PRESETS,
 )
 
 def register(presets, models=None):

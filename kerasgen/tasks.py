@@ -2,8 +2,8 @@
 
 A family's training wrapper implements the contract of its kind of work:
 
-- `GenerativeModel` (GANs, VAEs, diffusion, PixelCNN; next DRAW): `sample_inputs`,
-  `generate`, optionally `figures` and a log-likelihood.
+- `GenerativeModel` (GANs, VAEs, diffusion, PixelCNN, DRAW): `sample_inputs`,
+  `generate`, optionally `figures`, a log-likelihood and an animation.
 - `ImageToImageModel` (denoising, super-resolution, translation; next inpainting and
   enhancement): `apply` to uint8 images of any size, `training_data`, `benchmark`.
 - classification: a plain compiled `keras.Model` on `(images, labels)` (the domain classifiers).
@@ -26,12 +26,14 @@ class GenerativeModel:
     and `generate(inputs)` (images in [-1, 1]); keyword options of `generate` (a diffusion
     model's `num_steps`) become flags of `kerasgen sample` and `kerasgen evaluate`.
     Optional: `figures` (extra grids beside the
-    samples), `log_likelihood_report` (models with a likelihood set `has_likelihood`), and
+    samples), `log_likelihood_report` (models with a likelihood set `has_likelihood`),
+    `animation` (models that draw in steps set `animates`; `kerasgen sample` writes a GIF) and
     `conditional` (True for models that take labels).
     """
 
     conditional = False
     has_likelihood = False
+    animates = False
     # Samples drawn after every training epoch (a PixelCNN pays one network pass per pixel).
     epoch_samples = 64
 
@@ -46,15 +48,29 @@ class GenerativeModel:
         del images, labels, seed
         return {}
 
+    def animation(self, inputs):
+        """uint8 frames `[T, N, H, W, C]` of how the samples for `inputs` are drawn (models
+        that set `animates`)."""
+        raise ValueError(f"A {self.name!r} model draws its samples in one step; it has no "
+                         "animation.")
+
+    def representative_inputs(self, num_batches=32, batch_size=8, seed=0):
+        """Inputs of the TFLite endpoint (int8 calibration, parity checks): batches of
+        `sample_inputs`, for models whose TFLite endpoint takes what `generate` takes (the
+        noise; models whose endpoint takes more, or other inputs, override it)."""
+        for index in range(num_batches):
+            yield [self.sample_inputs(batch_size, seed=seed + index * batch_size).numpy()]
+
     def as_samples(self, images, seed=0):
         """Real uint8 images as this model's samples are (what FD/KID/score compare them
         with): unchanged by default; a model of binary images binarises them."""
         del seed
         return images
 
-    def log_likelihood_report(self, images, labels=None, num_samples=5000, seed=0):
+    def log_likelihood_report(self, images, labels=None, num_samples=None, seed=0):
         """`{"nll", "bits_per_dim", "num_images"}` in nats, with `"negative_elbo"` and
-        `"num_samples"` for an importance-sampled estimate, or `"exact": True`."""
+        `"num_samples"` for an importance-sampled estimate (k = `num_samples`, None: the
+        model's default), or `"exact": True`."""
         raise ValueError(f"A {self.name!r} model has no likelihood; --metric nll is for "
                          "likelihood models (the VAE family, PixelCNN); use fd, kid or score.")
 
@@ -316,6 +332,15 @@ def write_samples(model, path, num_images=64, seed=0, title=None, **generate_opt
     images = to_uint8(model.generate(model.sample_inputs(num_images, seed),
                                      **generate_options)).numpy()
     return save_image_grid(images, path, title=title)
+
+
+def write_animation(model, path, num_images=16, seed=0, frame_ms=80):
+    """Save the frames of `model.animation` for seeds `seed ..` as an animated GIF of sample
+    grids at `path` (a model that `animates`)."""
+    from kerasgen.visualize import save_animation
+
+    frames = model.animation(model.sample_inputs(num_images, seed))
+    return save_animation(frames, path, frame_ms=frame_ms)
 
 
 def write_run_figures(run_dir, model, out_dir, data_dir=None, seed=0, split="test"):

@@ -77,3 +77,29 @@ def write_comparison_grid(rows, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tf.io.write_file(str(path), tf.io.encode_png(picture))
     return path
+
+
+def save_animation(frames, path, frame_ms=80, last_frame_ms=1500, columns=None):
+    """Save uint8 frames `[T, N, H, W, C]` as an animated GIF of image grids (written
+    atomically) and return the path; the last frame is held for `last_frame_ms`."""
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    if frames.ndim != 5 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"frames must be uint8 [T, N, H, W, C] with T >= 1, got {frames.dtype} "
+                         f"of shape {list(frames.shape)}.")
+    if frame_ms <= 0 or last_frame_ms <= 0:
+        raise ValueError(f"Frame times must be positive, got {frame_ms} and {last_frame_ms} ms.")
+    grids = [image_grid(frame, columns) for frame in frames]
+    # Two-fold nearest-neighbour enlargement: 28x28 digits are too small to see otherwise.
+    pictures = [Image.fromarray(np.kron(grid[..., 0] if grid.shape[-1] == 1 else grid,
+                                        np.ones((2, 2) + (() if grid.shape[-1] == 1 else (1,)),
+                                                np.uint8)))
+                for grid in grids]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial.gif")
+    pictures[0].save(partial, format="GIF", save_all=True, append_images=pictures[1:],
+                     duration=[frame_ms] * (len(pictures) - 1) + [last_frame_ms], loop=0)
+    partial.replace(path)
+    return path

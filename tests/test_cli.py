@@ -31,7 +31,7 @@ def test_list_and_unknown_model_errors(capsys):
     assert "dncnn_grey_s25" in shipped and "28.52 dB" in shipped  # the measured figure
     assert listed == ["beta_vae", "cgan", "classifier", "context_encoder", "cvae", "cyclegan",
                       "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2", "dncnn",
-                      "dncnn_blind", "dncnn_color", "drrn", "edsr", "espcn", "ffdnet",
+                      "dncnn_blind", "dncnn_color", "draw", "drrn", "edsr", "espcn", "ffdnet",
                       "ffdnet_color", "fsrcnn", "iwae", "lowlight_unet", "pconv_unet", "pix2pix",
                       "pixelcnn", "pixelcnn_conditional", "pixelcnn_grey", "recurrent_denoiser",
                       "vae", "wgan_gp", "zero_dce", "zero_dce_plus"]

@@ -169,8 +169,16 @@ NUM_LAYERS = 2
 NUM_FILTERS = 8
 NLL_IMAGES = 20
 OUT_DIR = "pixelcnn"
+DRAW_EPOCHS = 1
+DRAW_STEPS_PER_EPOCH = 3
+DRAW_OPTIONS = {"num_steps": 3, "units": 16, "latent_dim": 4}
+DRAW_K = 5
+DRAW_NLL_IMAGES = 20
+DRAW_OUT_DIR = "draw"
 """, tmp_path)
     assert "on 20 test images; exact: True" in outputs
+    assert "(k=5), -ELBO" in outputs and "animation frames: (3, 8, 8, 8, 1)" in outputs
+    assert "LiteRT decode vs Keras: max |diff| 0 levels" in outputs
     assert "completions grid: (24, 8, 8, 1)" in outputs
     assert "same images: True" in outputs
     assert "conditionals" in outputs and "log_prob" in outputs

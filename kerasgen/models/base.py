@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.distribute import ReplicaBatch, step_logs
+
 SEED_STATE_KEY = "seed_generator_state"
 
 
@@ -221,3 +223,45 @@ class NetworkOptimizers(Optimizers):
     def compile_from_config(self, config):
         self.compile(**{name: keras.saving.deserialize_keras_object(value)
                         for name, value in config.items()})
+
+
+class ELBOTraining:
+    """The steps of a latent-variable model trained on a per-example negative ELBO (VAEs,
+    DRAW), with trackers `loss`, `reconstruction` and `kl` in nats per image.
+
+    Subclasses implement `_unpack(data)` -> `(images, labels or None)`, `_targets(images,
+    batch)` (what the likelihood scores) and `_objective(targets, labels, batch, training)` ->
+    per-example `(loss, reconstruction, kl)`, and call `_create_trackers()` in `__init__`.
+    """
+
+    def _create_trackers(self):
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def _step(self, data, training):
+        images, labels = self._unpack(data)
+        batch = ReplicaBatch(tf.shape(images)[0])
+        targets = self._targets(images, batch)
+        # Evaluation (test_step) records no gradient tape.
+        with tf.GradientTape(watch_accessed_variables=training) as tape:
+            loss, reconstruction, kl = self._objective(targets, labels, batch, training)
+            mean_loss = batch.mean(loss)
+        if training:
+            gradients = tape.gradient(mean_loss, self.trainable_variables)
+            self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        # Per-example trackers: their SUM-on-read totals give global means.
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return step_logs(self.metrics)
+
+    def train_step(self, data):
+        return self._step(data, training=True)
+
+    def test_step(self, data):
+        return self._step(data, training=False)

@@ -350,11 +350,6 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
             default="generate",
         )
 
-    def representative_inputs(self, num_batches=32, batch_size=8, seed=0):
-        """Calibration inputs for full-int8 TFLite: the generator's training inputs, z ~ N(0, I)."""
-        for index in range(num_batches):
-            yield [self.sample_inputs(batch_size, seed=seed + index * batch_size).numpy()]
-
 
 def build_dcgan(image_shape, latent_dim=100, base_filters=64, seed=None, ema=False):
     """A `DCGAN` with paper-default networks sized from `image_shape`.

@@ -24,11 +24,10 @@ from keras import layers
 
 from kerasgen import distributions
 from kerasgen.data import unit_to_uint8
-from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.layers import LabelEmbedding
-from kerasgen.models.base import (LatentSampling, SeededModel, SingleOptimizer, check_labels,
-                                  latents_from_seeds, unpack_labelled)
+from kerasgen.models.base import (ELBOTraining, LatentSampling, SeededModel, SingleOptimizer,
+                                  check_labels, latents_from_seeds, unpack_labelled)
 from kerasgen.models.dcgan import num_upsamplings
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation, GenerativeModel
@@ -126,7 +125,7 @@ def build_decoder(latent_dim, image_shape, likelihood="bernoulli", base_filters=
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
+class VAE(ELBOTraining, SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
     """Trains an encoder q(z|x) and a decoder p(x|z) with `fit` on the (beta-)ELBO or IWAE bound.
 
     Args:
@@ -174,9 +173,7 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.num_importance_samples = int(num_importance_samples)
         self.binarize = binarize
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self._create_trackers()
         self.built = True
         self._check_networks()
 
@@ -205,10 +202,6 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
     @property
     def image_shape(self):
         return tuple(self._first(self.encoder.input_shape)[1:])
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def call(self, inputs, training=False):
         """Reconstructions (the decoder's mean image in [0, 1]) of intensities in [0, 1]."""
@@ -279,29 +272,6 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
                      - tf.math.log(tf.cast(self.num_importance_samples, tf.float32)))
         return loss, reconstruction, kl
 
-    def _step(self, data, training):
-        images, labels = self._unpack(data)
-        batch = ReplicaBatch(tf.shape(images)[0])
-        targets = self._targets(images, batch)
-        # Evaluation (test_step) records no gradient tape.
-        with tf.GradientTape(watch_accessed_variables=training) as tape:
-            loss, reconstruction, kl = self._objective(targets, labels, batch, training)
-            mean_loss = batch.mean(loss)
-        if training:
-            gradients = tape.gradient(mean_loss, self.trainable_variables)
-            self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        # 5. Per-example trackers: their SUM-on-read totals give global means.
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.kl_tracker.update_state(kl)
-        return step_logs(self.metrics)
-
-    def train_step(self, data):
-        return self._step(data, training=True)
-
-    def test_step(self, data):
-        return self._step(data, training=False)
-
     # --- likelihood evaluation --------------------------------------------------------------
 
     def importance_sampled_nll(self, targets, labels=None, num_samples=5000, seed=0,
@@ -332,33 +302,15 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
         if self.likelihood == "bernoulli" and not np.isin(targets, (0.0, 1.0)).all():
             raise ValueError("A Bernoulli decoder is evaluated on binary images; binarize them "
                              "first, e.g. with kerasgen.distributions.binarize_fixed(images).")
-        chunk = int(min(num_samples, max_decoder_batch))
-        images_per_call = max(1, max_decoder_batch // chunk)
-        log_weights_of = self._compiled_log_weights()
-        nll, negative_elbo = [], []
-        for start in range(0, len(targets), images_per_call):
-            batch_targets = tf.constant(targets[start:start + images_per_call])
-            batch_labels = None if labels is None else tf.constant(
-                np.asarray(labels[start:start + images_per_call], np.int32))
-            count = int(batch_targets.shape[0])
-            # One generator per image: the estimate does not depend on how images are batched.
-            noise = np.stack([
-                np.random.default_rng([seed, start + row]).standard_normal(
-                    (num_samples, self.latent_dim), dtype=np.float32) for row in range(count)])
-            log_weights = [
-                log_weights_of(batch_targets, batch_labels,
-                               tf.constant(noise[:, offset:offset + chunk])).numpy()
-                for offset in range(0, num_samples, chunk)]
-            log_weights = np.concatenate(log_weights, axis=1).astype(np.float64)
-            peak = log_weights.max(axis=1, keepdims=True)
-            log_mean = np.log(np.mean(np.exp(log_weights - peak), axis=1)) + peak[:, 0]
-            nll.append(-log_mean)
-            negative_elbo.append(-log_weights.mean(axis=1))
-        return np.concatenate(nll), np.concatenate(negative_elbo)
+        return distributions.importance_sampled_nll(
+            self._compiled_log_weights(), targets, labels, (self.latent_dim,), num_samples,
+            seed=seed, max_batch=max_decoder_batch)
 
-    def log_likelihood_report(self, images, labels=None, num_samples=5000, seed=0):
+    def log_likelihood_report(self, images, labels=None, num_samples=None, seed=0):
         """`{"nll", "negative_elbo", "bits_per_dim", "num_images", "num_samples"}` (nats) on
-        uint8 images, binarised once with `seed` for a Bernoulli decoder."""
+        uint8 images, binarised once with `seed` for a Bernoulli decoder; k = `num_samples`
+        importance samples (default 5000, the IWAE paper's)."""
+        num_samples = 5000 if num_samples is None else num_samples
         targets = distributions.evaluation_targets(self.likelihood, images, seed)
         nll, negative_elbo = self.importance_sampled_nll(targets, labels, num_samples=num_samples,
                                                          seed=seed)
@@ -481,11 +433,6 @@ class VAE(SingleOptimizer, LatentSampling, GenerativeModel, SeededModel):
             },
             default="decode",
         )
-
-    def representative_inputs(self, num_batches=32, batch_size=8, seed=0):
-        """Calibration inputs for full-int8 TFLite of `decode`: z ~ N(0, I)."""
-        for index in range(num_batches):
-            yield [self.sample_inputs(batch_size, seed=seed + index * batch_size).numpy()]
 
     def get_config(self):
         config = super().get_config()
