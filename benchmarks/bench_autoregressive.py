@@ -5,7 +5,7 @@ PixelCNN, DRAW): test NLL against training time, and PixelCNN sampling speed thr
         [--model pixelcnn|draw] [--curve-images 1000] [--curve-k 1] [--final-k K] \
         [--out benchmarks/results]
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py checkpoints \
-        RUN_DIR [--curve-images 1000] [--curve-k 1]
+        RUN_DIR [--curve-images 1000] [--curve-k 1] [--every 1]
     python benchmarks/bench_autoregressive.py speed [--batch-size 16] [--repeats 3]
 
 `train` runs the preset to its end in a resumable run folder (`OUT/<model>_mnist`; run it again
@@ -68,6 +68,10 @@ class LikelihoodCurve(keras.callbacks.Callback):
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
             else []
 
+    def estimate(self):
+        report = self.model.log_likelihood_report(self.images, num_samples=self.num_samples)
+        return {"nll": report["nll"], "exact": bool(report.get("exact"))}
+
     def on_train_begin(self, logs=None):
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
@@ -76,8 +80,7 @@ class LikelihoodCurve(keras.callbacks.Callback):
                "wall_s": self.offset_wall + time.perf_counter() - self.wall,
                "cpu_s": self.offset_cpu + time.process_time() - self.cpu,
                "train_loss": float(logs["loss"]),
-               "nll": self.model.log_likelihood_report(self.images,
-                                                       num_samples=self.num_samples)["nll"]}
+               **self.estimate()}
         with self.path.open("a") as file:
             file.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
@@ -100,14 +103,20 @@ def checkpoints(args):
     run_dir = Path(args.run_dir)
     images, _ = kg_data.load_arrays("mnist", "test")
     start = (run_dir / training.RUN_CONFIG).stat().st_mtime  # written when the run began
-    rows = []
-    for path in sorted((run_dir / "checkpoints").glob("epoch_*.keras")):
-        model = keras.models.load_model(path)
-        rows.append({"epoch": int(path.stem.split("_")[1]),
-                     "steps": int(model.optimizer.iterations),
+    steps_per_epoch = training.read_run_config(run_dir)["steps_per_epoch"]
+    rows, model = [], None
+    for path in sorted((run_dir / "checkpoints").glob("epoch_*.keras"))[::args.every]:
+        # One model, its weights replaced: its compiled functions are traced once.
+        if model is None:
+            model = keras.models.load_model(path)
+        else:
+            model.load_weights(path)
+        epoch = int(path.stem.split("_")[1])
+        curve_report = model.log_likelihood_report(images[:args.curve_images],
+                                                   num_samples=args.curve_k)
+        rows.append({"epoch": epoch, "steps": epoch * steps_per_epoch,
                      "wall_s": path.stat().st_mtime - start, "cpu_s": None, "train_loss": None,
-                     "nll": model.log_likelihood_report(images[:args.curve_images],
-                                                        num_samples=args.curve_k)["nll"]})
+                     "nll": curve_report["nll"], "exact": bool(curve_report.get("exact"))})
         print(json.dumps(rows[-1]), flush=True)
     report = json.loads((run_dir / evaluation.LIKELIHOOD_REPORT).read_text()) if \
         (run_dir / evaluation.LIKELIHOOD_REPORT).exists() else None
@@ -117,7 +126,7 @@ def checkpoints(args):
 def write_table(args, run_dir, rows, report, path):
     config = training.read_run_config(run_dir)
     number = lambda value, digits: "-" if value is None else f"{value:.{digits}f}"  # noqa: E731
-    estimate = "exact NLL" if report is None or report.get("exact") else (
+    estimate = "exact NLL" if rows[-1].get("exact", True) else (
         f"NLL k={args.curve_k} per epoch" + (" (the negative ELBO)" if args.curve_k == 1 else ""))
     lines = [
         f"{config['model']} on {os.cpu_count()} CPU cores ({platform.machine()}), batch "
@@ -195,6 +204,8 @@ def main():
     parser.add_argument("--curve-images", type=int, default=1000)
     parser.add_argument("--curve-k", type=int, default=1,
                         help="importance samples per epoch (latent-variable models)")
+    parser.add_argument("--every", type=int, default=1,
+                        help="checkpoints: evaluate every N-th epoch checkpoint")
     parser.add_argument("--final-k", type=int,
                         help="importance samples at the end (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -203,7 +214,7 @@ def main():
     args = parser.parse_args()
     if (args.command == "checkpoints") != (args.run_dir is not None):
         raise SystemExit("A run folder is what `checkpoints` takes, and only it.")
-    for name in ("curve_images", "curve_k", "batch_size", "repeats"):
+    for name in ("curve_images", "curve_k", "every", "batch_size", "repeats"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got "
                              f"{getattr(args, name)}.")

@@ -180,44 +180,6 @@ class StopOnNonFinite(keras.callbacks.Callback):
         return f"epoch {epoch}, step {step} ({bad})"
 
 
-class GeneratorEMA(keras.callbacks.Callback):
-    """Keeps `model.ema_generator` an exponential moving average of `model.generator`.
-
-    Averaged generator weights give better samples than the last iterate (Yazici et al. 2019,
-    https://arxiv.org/abs/1806.04498). The average is saved with the model, and sampling and
-    export use it. Build the model with `ema=True` (e.g. `build_dcgan(..., ema=True)`).
-
-    Args:
-        decay: float. Weight of the old average at each step. Defaults to 0.999.
-    """
-
-    def __init__(self, decay=0.999):
-        super().__init__()
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay}.")
-        self.decay = decay
-        self._update = None
-
-    def on_train_begin(self, logs=None):
-        ema_generator = getattr(self.model, "ema_generator", None)
-        if ema_generator is None:
-            raise ValueError(
-                "GeneratorEMA needs a model with an EMA generator: build it with ema=True, "
-                "e.g. build_dcgan(image_shape, ema=True).")
-        pairs = list(zip(ema_generator.weights, self.model.generator.weights))
-        decay = self.decay
-
-        @tf.function
-        def update():
-            for average, weight in pairs:
-                average.assign(decay * average + (1.0 - decay) * weight)
-
-        self._update = update
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._update()
-
-
 class TimeLimit(keras.callbacks.Callback):
     """Stops `fit` once `seconds` of training have passed (checked after each batch).
 

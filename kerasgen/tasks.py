@@ -28,7 +28,8 @@ class GenerativeModel:
     Optional: `figures` (extra grids beside the
     samples), `log_likelihood_report` (models with a likelihood set `has_likelihood`),
     `animation` (models that draw in steps set `animates`; `kerasgen sample` writes a GIF) and
-    `conditional` (True for models that take labels).
+    `conditional` (True for models that take labels: they have `num_classes`, and their
+    `sample_inputs` are `(inputs, labels)` with labels cycling through the classes).
     """
 
     conditional = False
@@ -323,15 +324,34 @@ def save_model_figures(model, images, labels, out_dir, seed=0, title=None):
     return save_figures(figures, out_dir, title=title)
 
 
-def write_samples(model, path, num_images=64, seed=0, title=None, **generate_options):
-    """Save a grid of `num_images` samples for seeds `seed ..` to `path` (`generate_options`:
-    keyword options of the model's `generate`)."""
+def sample_grid(model, num_images=64, seed=0, **generate_options):
+    """`(uint8 images, columns, row_labels)` of `num_images` samples for seeds `seed ..`
+    (`generate_options`: keyword options of the model's `generate`). A conditional model's
+    grid has one row per class, labelled, of `num_images // num_classes` samples (at least
+    one); others are square (columns and row labels None)."""
+    import numpy as np
+
     from kerasgen.data import to_uint8
+
+    columns = row_labels = None
+    if model.conditional:
+        columns = max(1, num_images // model.num_classes)
+        num_images = columns * model.num_classes
+    inputs = model.sample_inputs(num_images, seed)
+    images = to_uint8(model.generate(inputs, **generate_options)).numpy()
+    if model.conditional:
+        labels = np.asarray(inputs[1])
+        images = images[np.argsort(labels, kind="stable")]  # rows of one class each
+        row_labels = [str(label) for label in range(model.num_classes)]
+    return images, columns, row_labels
+
+
+def write_samples(model, path, num_images=64, seed=0, title=None, **generate_options):
+    """Save the `sample_grid` of `num_images` samples for seeds `seed ..` to `path`."""
     from kerasgen.visualize import save_image_grid
 
-    images = to_uint8(model.generate(model.sample_inputs(num_images, seed),
-                                     **generate_options)).numpy()
-    return save_image_grid(images, path, title=title)
+    images, columns, row_labels = sample_grid(model, num_images, seed, **generate_options)
+    return save_image_grid(images, path, title=title, columns=columns, row_labels=row_labels)
 
 
 def write_animation(model, path, num_images=16, seed=0, frame_ms=80):

@@ -25,21 +25,32 @@ def image_grid(images, columns=None, gap=2):
     return grid
 
 
-def save_image_grid(images, path, title=None, columns=None):
-    """Save uint8 images as a grid PNG at `path` (written atomically) and return the path."""
+def save_image_grid(images, path, title=None, columns=None, row_labels=None):
+    """Save uint8 images as a grid PNG at `path` (written atomically) and return the path;
+    `row_labels` (one string per row, e.g. a conditional model's classes) are written left of
+    the rows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     grid = image_grid(images, columns)
+    rows = math.ceil(len(images) / (columns or math.ceil(math.sqrt(len(images)))))
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"{len(row_labels)} row labels for a grid of {rows} rows.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    margin = 0.06 if row_labels is not None else 0.0
     figure = plt.figure(figsize=(6, 6 * grid.shape[0] / grid.shape[1] + (0.4 if title else 0)))
-    axes = figure.add_axes([0, 0, 1, 0.94 if title else 1])
+    axes = figure.add_axes([margin, 0, 1 - margin, 0.94 if title else 1])
     axes.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
                 interpolation="nearest")
     axes.axis("off")
+    if row_labels is not None:
+        tile = (grid.shape[0] + 2) / rows  # a tile and its gap
+        for row, label in enumerate(row_labels):
+            axes.text(-3, (row + 0.5) * tile - 1, str(label), ha="right", va="center",
+                      fontsize=12)
     if title:
         figure.suptitle(title)
     partial = path.with_name(f".{path.stem}.partial.png")

@@ -17,6 +17,7 @@ from kerasgen.data import restoration as rdata
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.layers.degradations import BicubicDownscale, GaussianNoise
 from kerasgen.models.preset import ModelPreset
+from kerasgen.visualize import save_image_grid
 from tests.conftest import REPO_ROOT, tiny_dcgan
 from tests.helpers import (assert_export_parity, assert_fit_moves_weights,
                            assert_mirrored_step_equal, assert_round_trip)
@@ -187,3 +188,27 @@ def test_training_has_no_family_branches():
         assert word not in source, word
     assert len(source.splitlines()) < 130  # 142 before the task contracts, docstring included
     assert isinstance(registry.get_preset("dncnn"), ModelPreset)
+
+
+def test_conditional_sample_grids_have_a_labelled_row_per_class(tmp_path):
+    class Labelled(tasks.GenerativeModel):
+        """Three classes; each sample's pixels hold its label, so the grid's order shows."""
+
+        conditional, num_classes, name = True, 3, "labelled"
+
+        def sample_inputs(self, num_images, seed=0):
+            seeds = tf.range(seed, seed + num_images)
+            return seeds, tf.range(num_images) % self.num_classes
+
+        def generate(self, inputs):
+            labels = tf.cast(inputs[1], tf.float32)
+            return tf.ones([len(labels), 4, 4, 1]) * (labels[:, None, None, None] - 1.0)
+
+    images, columns, row_labels = tasks.sample_grid(Labelled(), num_images=7)
+    assert columns == 2 and row_labels == ["0", "1", "2"] and len(images) == 6
+    np.testing.assert_array_equal(images[:, 0, 0, 0], [0, 0, 128, 128, 255, 255])
+    assert len(tasks.sample_grid(Labelled(), num_images=1)[0]) == 3  # one per class at least
+    path = tasks.write_samples(Labelled(), tmp_path / "grid.png", num_images=9)
+    assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match="2 row labels for a grid of 3 rows"):
+        save_image_grid(images, tmp_path / "bad.png", columns=2, row_labels=["a", "b"])

@@ -265,3 +265,27 @@ class ELBOTraining:
 
     def test_step(self, data):
         return self._step(data, training=False)
+
+
+def update_moving_average(pairs, decay):
+    """average <- decay * average + (1 - decay) * weight for `(average, weight)` variable
+    pairs; under `tf.distribute` every replica's copy is updated (cross-replica), as Keras'
+    optimizers update their own EMA."""
+    pairs = [(average.value, weight.value) for average, weight in pairs]
+
+    def update(strategy, pairs):
+        for average, weight in pairs:
+            strategy.extended.update(
+                average, lambda a, w: a.assign(decay * a + (1.0 - decay) * w), args=(weight,),
+                group=False)
+
+    tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(),
+                                                        pairs)
+
+
+def warmed_up_decay(decay, iterations):
+    """An EMA's decay after `iterations` optimizer steps: min(decay, (1 + n) / (10 + n)), so
+    the first steps' average is not held at the initial weights (the warm-up of TensorFlow's
+    `ExponentialMovingAverage(num_updates=...)`)."""
+    step = tf.cast(iterations, tf.float32)
+    return tf.minimum(decay, (1.0 + step) / (10.0 + step))

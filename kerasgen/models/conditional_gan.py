@@ -171,7 +171,8 @@ def build_conditional_gan(image_shape, num_classes, latent_dim=100, base_filters
         latent_dim: int. Defaults to 100.
         base_filters: int. Defaults to 64.
         seed: int. Defaults to None.
-        ema: bool. Add an EMA copy of the generator (see `GeneratorEMA`). Defaults to False.
+        ema: bool. Add an EMA copy of the generator, which training keeps (see `DCGAN`).
+            Defaults to False.
     """
     generator = build_conditional_generator(latent_dim, num_classes, image_shape, base_filters,
                                             seed=seed)
@@ -187,9 +188,11 @@ def build_conditional_gan(image_shape, num_classes, latent_dim=100, base_filters
 PRESETS = {
     "cgan": ModelPreset(
         name="cgan",
-        description="Conditional GAN (label embedding + projection discriminator); digits",
+        description="Conditional GAN (label embedding + projection discriminator), EMA "
+                    "generator; digits",
         task=Generation(labelled=True),
         build=build_conditional_gan,
+        model_kwargs={"ema": True},
         dataset="digits",
         image_size=32,
         epochs=60,

@@ -21,7 +21,8 @@ from kerasgen import losses
 from kerasgen.data import to_uint8
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
-from kerasgen.models.base import LatentSampling, NetworkOptimizers, SeededModel, latents_from_seeds
+from kerasgen.models.base import (LatentSampling, NetworkOptimizers, SeededModel,
+                                  latents_from_seeds, update_moving_average, warmed_up_decay)
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation, GenerativeModel
 
@@ -171,9 +172,12 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
         generator: `keras.Model`. Latent vectors `[batch, latent_dim]` -> images in [-1, 1].
         discriminator: `keras.Model`. Images -> logits.
         seed: int. Seed of the latent-vector stream. Defaults to None (random).
-        ema_generator: `keras.Model`. A copy of the generator that `GeneratorEMA` keeps as an
-            exponential moving average; exported and sampled instead of the generator when
-            present. Defaults to None.
+        ema_generator: `keras.Model`. A copy of the generator that every `train_step` keeps as
+            an exponential moving average of its weights (Yazici et al. 2019,
+            https://arxiv.org/abs/1806.04498); sampled and exported instead of the generator
+            when present. Defaults to None.
+        ema_decay: float. Decay of that average, warmed up as min(decay, (1 + n) / (10 + n))
+            at optimizer step n. Defaults to 0.999.
 
     Example:
         >>> gan = DCGAN(build_generator(100, (32, 32, 1)), build_discriminator((32, 32, 1)))
@@ -183,11 +187,15 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
     Reference: https://arxiv.org/abs/1511.06434
     """
 
-    def __init__(self, generator, discriminator, seed=None, ema_generator=None, **kwargs):
+    def __init__(self, generator, discriminator, seed=None, ema_generator=None, ema_decay=0.999,
+                 **kwargs):
         super().__init__(seed=seed, **kwargs)
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
         self.generator = generator
         self.discriminator = discriminator
         self.ema_generator = ema_generator
+        self.ema_decay = float(ema_decay)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         # The networks are functional models, built on construction.
@@ -296,11 +304,18 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
             g_loss = batch.mean(g_per_example)
         g_gradients = g_tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_gradients, self.generator.trainable_variables))
+        self._update_ema()
 
         # 4. Track per-example losses: the trackers' SUM-on-read totals give global means.
         self.d_loss_tracker.update_state(d_per_example)
         self.g_loss_tracker.update_state(g_per_example)
         return step_logs(self.metrics)
+
+    def _update_ema(self):
+        """After the generator's step: its EMA copy, if any, moves towards it."""
+        if self.ema_generator is not None:
+            update_moving_average(zip(self.ema_generator.weights, self.generator.weights),
+                                  warmed_up_decay(self.ema_decay, self.g_optimizer.iterations))
 
     def get_config(self):
         config = super().get_config()
@@ -309,6 +324,7 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "ema_generator": (keras.saving.serialize_keras_object(self.ema_generator)
                               if self.ema_generator is not None else None),
+            "ema_decay": self.ema_decay,
         })
         return config
 
@@ -359,7 +375,7 @@ def build_dcgan(image_shape, latent_dim=100, base_filters=64, seed=None, ema=Fal
         latent_dim: int. Size of z. Defaults to 100 (the paper's).
         base_filters: int. Width of both networks. Defaults to 64.
         seed: int. Seeds the initialisers and the latent stream. Defaults to None.
-        ema: bool. Add an EMA copy of the generator (train it with `GeneratorEMA`).
+        ema: bool. Add an EMA copy of the generator, which training keeps (see `DCGAN`).
             Defaults to False.
     """
     generator = build_generator(latent_dim, image_shape, base_filters, seed=seed)

@@ -102,6 +102,7 @@ class WGANGP(DCGAN):
             g_loss = batch.mean(g_per_example)
         g_gradients = g_tape.gradient(g_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_gradients, self.generator.trainable_variables))
+        self._update_ema()
 
         # 3. Track the last critic step's losses per example (global means, see DCGAN).
         self.d_loss_tracker.update_state(d_per_example)
@@ -126,7 +127,8 @@ def build_wgan_gp(image_shape, latent_dim=128, base_filters=64, critic_steps=CRI
         critic_steps: int. Defaults to 5.
         gp_weight: float. Defaults to 10.
         seed: int. Defaults to None.
-        ema: bool. Add an EMA copy of the generator (see `GeneratorEMA`). Defaults to False.
+        ema: bool. Add an EMA copy of the generator, which training keeps (see `DCGAN`).
+            Defaults to False.
     """
     generator = build_generator(latent_dim, image_shape, base_filters, seed=seed)
     return WGANGP(

@@ -22,7 +22,8 @@ from kerasgen.data import to_uint8
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import (NestedObjects, SeededModel, SeedSampling, SingleOptimizer,
-                                  check_labels, seeded_draws, unpack_labelled)
+                                  check_labels, seeded_draws, unpack_labelled,
+                                  update_moving_average, warmed_up_decay)
 from kerasgen.models.diffusion.schedule import NoiseSchedule
 from kerasgen.tasks import GenerativeModel
 
@@ -35,22 +36,6 @@ DRAWS_PER_STEP = 3
 def seeded_normal(seeds, shape, stream):
     """N(0, I) `[N, *shape]`, row i drawn with the stateless seed (seeds[i], stream)."""
     return seeded_draws(seeds, shape, stream)
-
-
-def update_moving_average(pairs, decay):
-    """average <- decay * average + (1 - decay) * weight for `(average, weight)` variable
-    pairs; under `tf.distribute` every replica's copy is updated (cross-replica), as Keras'
-    optimizers update their own EMA."""
-    pairs = [(average.value, weight.value) for average, weight in pairs]
-
-    def update(strategy, pairs):
-        for average, weight in pairs:
-            strategy.extended.update(
-                average, lambda a, w: a.assign(decay * a + (1.0 - decay) * w), args=(weight,),
-                group=False)
-
-    tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(),
-                                                        pairs)
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -191,9 +176,8 @@ class DDPM(SeedSampling, SingleOptimizer, GenerativeModel, NestedObjects, Seeded
 
         # 4. The EMA of the weights, which sampling uses (section 4 of the paper: decay 0.9999).
         if self.ema_network is not None:
-            step = tf.cast(self.optimizer.iterations, tf.float32)
-            decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
-            update_moving_average(zip(self.ema_network.weights, self.network.weights), decay)
+            update_moving_average(zip(self.ema_network.weights, self.network.weights),
+                                  warmed_up_decay(self.ema_decay, self.optimizer.iterations))
 
         self.loss_tracker.update_state(per_example)
         return step_logs(self.metrics)
