@@ -10,7 +10,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kerasgen.data import to_uint8
 from kerasgen.visualize import save_figures, save_image_grid
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch_(\d+)\.keras$")
@@ -43,10 +42,12 @@ class SampleGrid(keras.callbacks.Callback):
             if log_dir else None
 
     def on_epoch_end(self, epoch, logs=None):
-        images = to_uint8(self.model.generate(self.model.sample_inputs(self.num_images, self.seed)))
+        from kerasgen.tasks import sample_grid
+
+        images, columns, row_labels = sample_grid(self.model, self.num_images, self.seed)
         if self.out_dir:
-            save_image_grid(images.numpy(), Path(self.out_dir) / f"epoch_{epoch + 1:04d}.png",
-                            title=f"epoch {epoch + 1}")
+            save_image_grid(images, Path(self.out_dir) / f"epoch_{epoch + 1:04d}.png",
+                            title=f"epoch {epoch + 1}", columns=columns, row_labels=row_labels)
             if self.reference is not None:
                 reference = self.reference if isinstance(self.reference, tuple) else (
                     self.reference, None)
