@@ -35,7 +35,8 @@ def save_image_grid(images, path, title=None, columns=None, row_labels=None):
     import matplotlib.pyplot as plt
 
     grid = image_grid(images, columns)
-    rows = math.ceil(len(images) / (columns or math.ceil(math.sqrt(len(images)))))
+    tile = np.shape(images)[1] + 2  # a tile and image_grid's gap below it
+    rows = (grid.shape[0] + 2) // tile
     if row_labels is not None and len(row_labels) != rows:
         raise ValueError(f"{len(row_labels)} row labels for a grid of {rows} rows.")
     path = Path(path)
@@ -47,7 +48,6 @@ def save_image_grid(images, path, title=None, columns=None, row_labels=None):
                 interpolation="nearest")
     axes.axis("off")
     if row_labels is not None:
-        tile = (grid.shape[0] + 2) / rows  # a tile and its gap
         for row, label in enumerate(row_labels):
             axes.text(-3, (row + 0.5) * tile - 1, str(label), ha="right", va="center",
                       fontsize=12)
