@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 APPLY_ALIASES = ("restore", "translate")
 # kerasgen.export.QUANTIZATIONS, written here so that parsing needs no TensorFlow.
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+from kerasgen.precision import PRECISIONS  # noqa: E402 (no TensorFlow)
 from kerasgen import MissingTensorFlow  # noqa: E402 (no TensorFlow)
 from kerasgen.cluster import STRATEGIES  # noqa: E402 (no TensorFlow)
 
@@ -71,6 +72,11 @@ def _parser():
                        help="tf.distribute strategy: none (one device), mirrored (all local "
                             "GPUs), multi_worker (the cluster in $TF_CONFIG; run the same "
                             "command on every worker)")
+
+    train.add_argument("--precision", default="auto", choices=PRECISIONS,
+                       help="float32, or bf16 (bfloat16 compute, float32 weights; exports stay "
+                            "float32); auto (default): bf16 where the CPU (AVX512-BF16, AMX) or "
+                            "GPU computes it natively, else float32. A resumed run keeps its own")
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples from a generative run (VAEs: also "
@@ -274,7 +280,7 @@ def _run(args, extra):
             args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
             steps_per_epoch=args.steps_per_epoch, seed=args.seed, out_dir=args.out,
             image_size=args.image_size, data_dir=args.data_dir, quantize=args.quantize,
-            model_options=options, strategy=strategy,
+            model_options=options, strategy=strategy, precision=args.precision,
         )
         print("\n".join(result.summary()))
         return 0

@@ -2,7 +2,9 @@
 
 A training wrapper describes what to export with `serving_spec()` (a `ServingSpec`): the inner
 networks and the named endpoints. The wrapper itself (optimizers, discriminator) is never
-exported.
+exported. Exports compute in float32 whatever the training precision (a bf16-trained model
+exports its float32 copy, `kerasgen.precision.float32_copy`), so signatures and parity do not
+depend on how the model was trained.
 
 Example:
     >>> path = export_saved_model(gan, "exports", name="dcgan")   # exports/dcgan/1/
@@ -21,6 +23,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kerasgen.precision import float32_copy
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 EXPORT_FORMATS = ("saved_model", "tflite")
@@ -72,7 +76,7 @@ def export_saved_model(model, export_dir, name, version=1):
     Returns:
         The `Path` of the version folder.
     """
-    spec = model.serving_spec()
+    spec = float32_copy(model).serving_spec()
     path = Path(export_dir) / name / str(int(version))
     if path.exists():
         raise FileExistsError(
@@ -215,6 +219,7 @@ def export_tflite(model, path, quantize="none", saved_model_path=None, signature
     """
     path = Path(path)
     check_quantization(model, quantize)
+    model = float32_copy(model)
     spec = model.serving_spec()
     signature, (_, input_signature) = _endpoint(spec, signature)
     names = [tensor_spec.name for tensor_spec in input_signature]
@@ -315,6 +320,7 @@ def tflite_parity(tflite_path, model, inputs=None, repeats=5, signature=None):
         dict with `max_abs_diff`, `mean_abs_diff` (output units: uint8 levels for images),
         `latency_ms` (per call), `size_bytes`, `has_nan` and `ops`.
     """
+    model = float32_copy(model)  # what was exported
     signature, (function, input_signature) = _endpoint(model.serving_spec(), signature)
     if inputs is None:
         inputs = next(iter(model.representative_inputs(num_batches=1, seed=10_000)))
@@ -366,6 +372,7 @@ def export_model(model, run_dir, name, formats=EXPORT_FORMATS, quantize="none"):
     """
     check_export(formats, quantize)
     run_dir = Path(run_dir)
+    model = float32_copy(model)  # once, for all three steps
     saved_model = tflite = report = None
     if "saved_model" in formats:
         base = run_dir / "saved_model"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import keras
 
-from kerasgen import export
+from kerasgen import export, precision as precisions
 from kerasgen.distribute import gather_from_replicas, worker_role
 from kerasgen.callbacks import (CorruptFileError, ResumableCheckpoint, StopOnNonFinite,
                                 latest_checkpoint, load_keras_file, load_latest_checkpoint)
@@ -52,13 +52,15 @@ class TrainResult:
     tflite: Path = None
     tflite_report: dict = None
     worker: str = None  # "worker 1" on a multi-worker run's other workers, which write nothing
+    precision: str = "float32"  # what the networks computed in (`kerasgen.precision`)
 
     def summary(self):
         """Human-readable lines naming every artefact."""
         if self.worker:
             return [f"{self.worker}: trained in step with the chief, which writes the run "
                     f"folder {self.run_dir}."]
-        lines = [f"run folder:   {self.run_dir}", f"checkpoint:   {self.keras_path}"]
+        lines = [f"run folder:   {self.run_dir}", f"checkpoint:   {self.keras_path}",
+                 f"precision:    {self.precision}"]
         if self.samples_png:
             lines.append(f"samples:      {self.samples_png}")
         for name, path in (self.figures or {}).items():
@@ -81,10 +83,9 @@ class TrainResult:
 
 
 def _check_resumable(run_dir, config):
-    path = run_dir / RUN_CONFIG
-    if not path.exists():
+    if not (run_dir / RUN_CONFIG).exists():
         return
-    previous = json.loads(path.read_text())
+    previous = _previous_config(run_dir)
     changed = sorted(
         key for key in set(previous) | set(config)
         if key not in RESUMABLE_CHANGES and previous.get(key) != config.get(key)
@@ -113,6 +114,7 @@ def train(
     callbacks=(),
     model_options=None,
     strategy=None,
+    precision="auto",
 ):
     """Train a registered model, resuming its run folder if it holds a checkpoint.
 
@@ -144,6 +146,10 @@ def train(
             Under `MultiWorkerMirroredStrategy` every worker runs this same call; the chief
             writes `out_dir`, the others read it (to resume; it must be on storage they all
             see) and write into a scratch folder they delete. Defaults to None (one device).
+        precision: str. `"float32"`, `"bf16"` (bfloat16 compute, float32 weights; see
+            `kerasgen.precision`) or `"auto"`: bf16 where the CPU or GPU computes it natively,
+            else float32; a resumed run keeps the precision it started with. Exports are
+            float32 either way. Defaults to `"auto"`.
 
     Returns:
         A `TrainResult`.
@@ -152,6 +158,7 @@ def train(
     task = preset.task
     model_kwargs = {**preset.model_kwargs, **preset.check_options(model_options)}
     dataset = str(dataset or preset.dataset)
+    run_dir = Path(out_dir or default_run_dir(model_name, dataset, preset))
     config = {
         "model": model_name,
         "dataset": dataset,
@@ -164,12 +171,12 @@ def train(
         "seed": seed,
         "epochs": _unset_or_positive("epochs", epochs) or preset.epochs,
         "model_kwargs": model_kwargs,
+        "precision": _run_precision(precision, run_dir),
     }
     config = json.loads(json.dumps(config))  # as the run folder will hold it (tuples -> lists)
     export.check_export(export_formats, quantize)
     if image_size is not None:
         task.check_config(preset, config)
-    run_dir = Path(out_dir or default_run_dir(model_name, config["dataset"], preset))
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"--out {run_dir} is a file; pass a folder (new or a run's).")
     _check_resumable(run_dir, config)
@@ -182,6 +189,7 @@ def train(
         model, initial_epoch, checkpoint = load_latest_checkpoint(run_dir / "checkpoints")
         if model is None:
             model = task.build(preset, config, source, model_kwargs, seed)
+            precisions.set_precision(model, config["precision"])
             if preset.compile is not None:
                 preset.compile(model)
             else:
@@ -263,7 +271,7 @@ def _train_into(run_dir, model, initial_epoch, checkpoint, preset, config, sourc
                 "or inf values, then run the same command again.")
         keras_path = write_final_model(model, run_dir, checkpoints, config["epochs"])
         result = TrainResult(run_dir, model, history, initial_epoch, config["epochs"],
-                             keras_path)
+                             keras_path, precision=config["precision"])
         task.finish(result, config, source, data_dir)
         if task.exports and export_formats:
             result.saved_model, result.tflite, result.tflite_report = export_model(
@@ -273,6 +281,20 @@ def _train_into(run_dir, model, initial_epoch, checkpoint, preset, config, sourc
 
 class TrainingDiverged(ValueError):
     """A run stopped at a non-finite loss; its last finite checkpoint was kept."""
+
+
+def _run_precision(precision, run_dir):
+    """The run's precision: `auto` resolved on this machine, or, resuming, the run's own."""
+    resolved = precisions.resolve(precision)  # refuses unknown names first
+    if precision == "auto" and (run_dir / RUN_CONFIG).is_file():
+        return _previous_config(run_dir)["precision"]
+    return resolved
+
+
+def _previous_config(run_dir):
+    """The settings a run folder was started with; runs from before `precision` existed
+    trained in float32."""
+    return {"precision": "float32", **json.loads((run_dir / RUN_CONFIG).read_text())}
 
 
 def _unset_or_positive(name, value):

@@ -54,7 +54,9 @@ def values(model):
         v.numpy() for optimizer in optimizers_of(model) for v in optimizer.variables]
 
 
-@pytest.mark.parametrize("model_name", sorted(TINY))
+# DnCNN runs in the default suite; DCGAN (two networks, two optimizers) in the slow one.
+@pytest.mark.parametrize("model_name", [pytest.param(name, marks=[pytest.mark.slow] * (
+    name == "dcgan")) for name in sorted(TINY)])
 def test_two_loopback_workers_take_the_single_device_step(model_name, tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()

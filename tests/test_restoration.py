@@ -419,6 +419,7 @@ def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, c
     run = tmp_path / "run"
     assert cli.main(["train", "dncnn", "--dataset", "photos", "--epochs", "1",
                      "--steps-per-epoch", "2", "--batch-size", "4", "--sigma", "15",
+                     "--depth", "4", "--num-filters", "8",  # small: the CLI is under test
                      "--out", str(run), "--quantize", "float16"]) == 0
     out = capsys.readouterr().out
     assert "SavedModel:" in out and "dncnn_float16.tflite" in out
@@ -458,7 +459,9 @@ def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, c
 SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "fsrcnn_x3": ("Set5", None)}
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+# The full-size DnCNN on Set12 takes half a minute on 2 cores: the slow suite checks it.
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] * (
+    name == "dncnn_grey_s25")) for name in sorted(SHIPPED)])
 def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data_dir, tmp_path,
                                                                       capsys):
     assert name in store.shipped_models()

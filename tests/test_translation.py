@@ -375,7 +375,9 @@ def test_evaluate_translation_against_a_direct_computation(trained_cyclegan):
 
 def test_train_run_then_translate_cli_on_odd_files(tmp_path, capsys):
     result = training.train("cyclegan", epochs=2, steps_per_epoch=2, image_size=SIZE,
-                            out_dir=tmp_path / "run", export_formats=(), verbose=0)
+                            out_dir=tmp_path / "run", export_formats=(), verbose=0,
+                            model_options={"num_filters": 8, "num_blocks": 1,
+                                           "discriminator_filters": 8})
     assert (tmp_path / "run" / "translations.png").exists()
     config = json.loads((tmp_path / "run" / "run_config.json").read_text())
     assert config["image_size"] == SIZE and result.model.image_size == SIZE

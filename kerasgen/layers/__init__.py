@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.precision import FullPrecision
+
 
 @keras.saving.register_keras_serializable(package="kerasgen")
 class LabelEmbedding(keras.layers.Layer):
@@ -110,7 +112,7 @@ class ReflectionPadding2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class InstanceNormalization(keras.layers.Layer):
+class InstanceNormalization(FullPrecision, keras.layers.Layer):
     """Normalises every channel of every image over its height and width.
 
     Ulyanov et al. 2016 (https://arxiv.org/abs/1607.08022). Statistics are per example, so
@@ -144,7 +146,7 @@ class InstanceNormalization(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class ImagePool(keras.layers.Layer):
+class ImagePool(FullPrecision, keras.layers.Layer):
     """A history of generated images that a discriminator also learns from.
 
     Shrivastava et al. 2017 (https://arxiv.org/abs/1612.07828, section 2.3), as CycleGAN uses

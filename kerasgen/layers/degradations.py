@@ -13,11 +13,12 @@ import keras
 import tensorflow as tf
 
 from kerasgen.data import restoration as data
+from kerasgen.precision import FullPrecision
 
 MAX_SIGMA = 75.0
 
 
-class Degradation(keras.layers.Layer):
+class Degradation(FullPrecision, keras.layers.Layer):
     """Base class: clean float images in [0, 1] -> `(degraded, condition)`.
 
     Subclasses implement `degrade` and may override `scale` (restored / degraded size),

@@ -13,6 +13,7 @@ import keras
 from keras import layers, ops
 
 from kerasgen.layers import PixelShuffle, PixelUnshuffle
+from kerasgen.precision import FullPrecision
 from kerasgen.models.inpainting.networks import layer_seed
 
 # Group norm's most groups (the paper's network has 32, for 128+ channels).
@@ -20,7 +21,7 @@ MAX_GROUPS = 8
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class SinusoidalEmbedding(layers.Layer):
+class SinusoidalEmbedding(FullPrecision, layers.Layer):
     """The Transformer's sinusoidal position embedding of a timestep (Vaswani et al. 2017,
     section 3.5), as DDPM embeds t: `[sin(t w_i), cos(t w_i)]`, w_i = 10000^(-i / (d/2 - 1)).
 

@@ -9,6 +9,8 @@ far), recurrent states `[N, units]`, latents `[N, latent_dim]`.
 import keras
 from keras import layers, ops
 
+from kerasgen.precision import FullPrecision
+
 # The attention parameters a linear layer reads from h_dec (equation 21):
 # g~_X, g~_Y, log sigma^2, log delta~, log gamma.
 NUM_ATTENTION_PARAMETERS = 5
@@ -17,7 +19,7 @@ FILTER_EPSILON = 1e-8
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class AttentionWindow(layers.Layer):
+class AttentionWindow(FullPrecision, layers.Layer):
     """An N x N grid of Gaussian filters on an H x W image from 5 raw parameters
     (equations 19-22 of the DRAW paper).
 
