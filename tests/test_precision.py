@@ -1,6 +1,6 @@
-"""Training precision (`--precision float32|bf16|auto`): `auto` follows the hardware, every
-family trains in bf16 with float32 outputs and exports float32 with the float32 parity, and a
-run keeps the precision it started with."""
+"""Training speed and precision: `--precision float32|bf16|auto` (`auto` follows the hardware,
+every family trains in bf16 with float32 outputs and exports float32 with the float32 parity, a
+run keeps the precision it started with) and the fused batch norm."""
 
 import json
 
@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kerasgen import cli, export, precision, training
+from kerasgen.layers import BatchNormalization
 
 # One tiny run per training wrapper: (model, settings, model options).
 TINY_BF16_RUNS = {
@@ -175,3 +176,43 @@ def test_export_functions_take_a_bf16_model_and_write_float32(tmp_path, trained_
     np.testing.assert_array_equal(served(seeds=seeds)["images"].numpy(),
                                   expected(seeds=seeds)["images"].numpy())
     assert precision.precision_of(gan) == "bf16"  # the model itself is left as it was
+
+
+@pytest.mark.parametrize("compute_dtype", ["float32", "bfloat16"])
+def test_fused_batch_norm_computes_what_keras_batch_norm_does(compute_dtype, mirrored_strategy):
+    images = np.random.default_rng(0).normal(2, 3, (8, 10, 12, 5)).astype("float32")
+    weights = np.random.default_rng(1).normal(size=images.shape).astype("float32")
+    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[compute_dtype]
+    keras_layer = keras.layers.BatchNormalization(momentum=0.9, dtype=policy)
+    fused = BatchNormalization(momentum=0.9, dtype=policy)
+    for layer in (keras_layer, fused):
+        layer.build(images.shape)
+        layer.gamma.assign(np.linspace(0.5, 2, 5))
+        layer.beta.assign(np.linspace(-1, 1, 5))
+    tolerance = {"float32": 1e-5, "bfloat16": 0.05}[compute_dtype]
+    for training_mode in (True, False):
+        results = []
+        for layer in (keras_layer, fused):
+            inputs = tf.constant(images)
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = layer(inputs, training=training_mode)
+                loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * weights)
+            assert outputs.dtype == compute_dtype
+            results.append((outputs, *tape.gradient(loss, [inputs, layer.gamma, layer.beta])))
+        for expected, actual in zip(*results):
+            np.testing.assert_allclose(np.asarray(actual, np.float64),
+                                       np.asarray(expected, np.float64),
+                                       atol=tolerance * max(1.0, float(np.abs(expected).max())))
+        # The moving mean is the same; the variance's update carries Bessel's correction.
+        np.testing.assert_allclose(fused.moving_mean, keras_layer.moving_mean, atol=1e-6)
+        count = images.size // images.shape[-1]
+        expected_variance = 0.9 * 1.0 + 0.1 * images.var(axis=(0, 1, 2)) * count / (count - 1)
+        np.testing.assert_allclose(fused.moving_variance, expected_variance,
+                                   rtol=0.1 * tolerance)
+        keras_layer.moving_variance.assign(fused.moving_variance)  # compare inference alike
+    # Synchronized over replicas, it runs Keras' own (all-reduced) statistics.
+    synced = BatchNormalization(synchronized=True)
+    assert synced._fusable(images, None) and fused._fusable(images, None)
+    with mirrored_strategy.scope():
+        assert not synced._fusable(images, None) and fused._fusable(images, None)

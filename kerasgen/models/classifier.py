@@ -10,6 +10,7 @@ Example:
 import keras
 from keras import layers
 
+from kerasgen.layers import BatchNormalization
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import CLASSIFICATION
 
@@ -36,7 +37,7 @@ def build_classifier(image_shape, num_classes, base_filters=32, feature_dim=128,
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
                               kernel_initializer=keras.initializers.HeNormal(seed),
                               name=f"block{block}_conv{conv}")(x)
-            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = BatchNormalization(name=f"block{block}_bn{conv}")(x)
             x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
         x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -19,6 +19,7 @@ from keras import layers
 
 from kerasgen import losses
 from kerasgen.data import to_uint8
+from kerasgen.layers import BatchNormalization
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import (LatentSampling, NetworkOptimizers, SeededModel,
@@ -65,7 +66,7 @@ def _normalization(kind, name):
         # synchronized=True: batch statistics over the global batch under tf.distribute, so a
         # step on N replicas equals the step on one device. momentum=0.9 is PyTorch's 0.1, as
         # in the reference implementation: Keras' 0.99 lags far behind a changing generator.
-        return layers.BatchNormalization(momentum=0.9, synchronized=True, name=name)
+        return BatchNormalization(momentum=0.9, synchronized=True, name=name)
     if kind == "layer":
         # Per-example normalisation, as a gradient penalty needs (WGAN-GP, section 4).
         return layers.LayerNormalization(axis=[1, 2, 3], name=name)

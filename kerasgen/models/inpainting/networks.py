@@ -9,7 +9,7 @@ least one known pixel, so holes shrink layer by layer.
 import keras
 from keras import layers, ops
 
-from kerasgen.layers import PixelShuffle
+from kerasgen.layers import BatchNormalization, PixelShuffle
 
 
 class SquareConvolution(layers.Layer):
@@ -141,8 +141,7 @@ def build_pconv_unet(image_shape=(None, None, 3), depth: int = 5, num_filters: i
                                        name=f"encode{level}")([features, mask])
         if level > 0:
             # Synchronised: statistics over the global batch under tf.distribute.
-            features = layers.BatchNormalization(synchronized=True,
-                                                 name=f"encode{level}_bn")(features)
+            features = BatchNormalization(synchronized=True, name=f"encode{level}_bn")(features)
         features = layers.ReLU(name=f"encode{level}_relu")(features)
         skips.append((features, mask))
     skips.pop()
@@ -158,8 +157,7 @@ def build_pconv_unet(image_shape=(None, None, 3), depth: int = 5, num_filters: i
                                        name="to_image" if last else f"decode{level}")(
             [features, mask])
         if not last:
-            features = layers.BatchNormalization(synchronized=True,
-                                                 name=f"decode{level}_bn")(features)
+            features = BatchNormalization(synchronized=True, name=f"decode{level}_bn")(features)
             features = layers.LeakyReLU(0.2, name=f"decode{level}_lrelu")(features)
     return keras.Model([image, valid], features, name=name)
 
@@ -352,19 +350,17 @@ def build_context_encoder(image_size: int = 64, channels: int = 3, num_filters: 
                                  padding="same", use_bias=level == 0,
                                  kernel_initializer=initializer(), name=f"encode{level}")(features)
         if level > 0:
-            features = layers.BatchNormalization(synchronized=True,
-                                                 name=f"encode{level}_bn")(features)
+            features = BatchNormalization(synchronized=True, name=f"encode{level}_bn")(features)
         features = layers.LeakyReLU(0.2, name=f"encode{level}_lrelu")(features)
     features = layers.Conv2D(int(bottleneck), 4, padding="valid", use_bias=False,
                              kernel_initializer=initializer(), name="bottleneck")(features)
-    features = layers.BatchNormalization(synchronized=True, name="bottleneck_bn")(features)
+    features = BatchNormalization(synchronized=True, name="bottleneck_bn")(features)
     features = layers.LeakyReLU(0.2, name="bottleneck_lrelu")(features)
     features = layers.Conv2DTranspose(num_filters * min(2 ** (levels - 1), 8), 4,
                                       padding="valid", use_bias=False,
                                       kernel_initializer=initializer(), name="expand")(features)
     for level in reversed(range(levels)):
-        features = layers.BatchNormalization(synchronized=True,
-                                             name=f"decode{level}_bn")(features)
+        features = BatchNormalization(synchronized=True, name=f"decode{level}_bn")(features)
         features = layers.ReLU(name=f"decode{level}_relu")(features)
         last = level == 0
         features = layers.Conv2DTranspose(

@@ -14,7 +14,7 @@ from typing import Callable
 import keras
 from keras import layers
 
-from kerasgen.layers import NoiseLevelMap, PixelShuffle, PixelUnshuffle
+from kerasgen.layers import BatchNormalization, NoiseLevelMap, PixelShuffle, PixelUnshuffle
 from kerasgen.layers.degradations import BicubicDownscale, GaussianNoise
 
 
@@ -36,7 +36,7 @@ def build_dncnn(channels=1, depth=17, num_filters=64, seed=None, name="dncnn"):
         x = layers.Conv2D(num_filters, 3, padding="same", use_bias=False,
                           kernel_initializer=_he(seed, index), name=f"conv{index}")(x)
         # synchronized: batch statistics over the global batch under tf.distribute.
-        x = layers.BatchNormalization(synchronized=True, name=f"bn{index}")(x)
+        x = BatchNormalization(synchronized=True, name=f"bn{index}")(x)
         x = layers.ReLU(name=f"relu{index}")(x)
     # Zero-initialised, so training starts from the identity (output = noisy input) instead
     # of subtracting a large random "noise" estimate.
@@ -66,7 +66,7 @@ def build_ffdnet(channels=1, depth=15, num_filters=64, seed=None, name="ffdnet")
         x = layers.Conv2D(num_filters, 3, padding="same", use_bias=not index,
                           kernel_initializer=_he(seed, index), name=f"conv{index}")(x)
         if index:
-            x = layers.BatchNormalization(synchronized=True, name=f"bn{index}")(x)
+            x = BatchNormalization(synchronized=True, name=f"bn{index}")(x)
         x = layers.ReLU(name=f"relu{index}")(x)
     noise = layers.Conv2D(4 * channels, 3, padding="same", kernel_initializer="zeros",
                           name="to_subimages")(x)
