@@ -83,10 +83,12 @@ def _parser():
                        "reconstructions, interpolation and, for 2-d latents, the manifold); "
                        "the model's sampling options (e.g. a diffusion model's --num-steps) "
                        "follow")
-    sample.add_argument("run_dir")
+    sample.add_argument("run_dir", help="a run folder or a shipped generative model's name "
+                                        "(e.g. cgan_mnist; see `kerasgen list --pretrained`)")
     sample.add_argument("--num", type=positive_int, default=64)
     sample.add_argument("--seed", type=non_negative_int, default=0)
-    sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png); other figures "
+    sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png, or "
+                                      "NAME_sample.png for a shipped model); other figures "
                                       "go beside it, and models that draw in steps (DRAW) "
                                       "write the animation as a GIF of the same name")
     sample.add_argument("--data-dir", help="for the reference images of VAE figures")
@@ -288,7 +290,9 @@ def _run(args, extra):
         model = _model_for(store.load_model, args.run_dir, "sample")
         options = _parse_options("kerasgen sample", tasks.method_options(model.generate),
                                  extra, f"Sampling a {model.name!r} model")
-        out = args.out or os.path.join(args.run_dir, "sample.png")
+        # A run's samples go into its folder; a shipped model's into the current one.
+        out = args.out or (os.path.join(args.run_dir, "sample.png") if os.path.isdir(args.run_dir)
+                           else f"{os.path.basename(args.run_dir)}_sample.png")
         print(tasks.write_samples(model, out, num_images=args.num, seed=args.seed, **options))
         if model.animates:  # how the samples were drawn, step by step, beside the grid
             print(tasks.write_animation(model, os.path.splitext(out)[0] + ".gif",

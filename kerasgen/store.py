@@ -78,6 +78,9 @@ def describe_shipped(name):
     row = rows[0] if rows else {}
     if "psnr" in row:
         figure = f"{row['dataset']} {row.get('setting', '')}: {row['psnr']:.2f} dB PSNR"
+    elif "fd" in row:
+        figure = (f"{row['dataset']} domain FD {row['fd']:.2f} "
+                  f"({row['fd'] / row['fd_floor']:.1f}x the real floor)")
     elif "test_accuracy" in row:
         figure = f"{row['dataset']} test accuracy {100 * row['test_accuracy']:.2f} %"
     else:

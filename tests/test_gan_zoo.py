@@ -194,3 +194,25 @@ def test_generator_ema_is_kept_by_training_and_exported(tmp_path):
                                   to_uint8(gan.ema_generator(latents)).numpy())
     with pytest.raises(ValueError, match="ema_decay must be in \\[0, 1\\), got 1.5"):
         DCGAN(gan.generator, gan.discriminator, ema_decay=1.5)
+
+
+def test_shipped_mnist_cgan_samples_by_name_offline_and_draws_the_asked_digits(tmp_path,
+                                                                               monkeypatch):
+    from kerasgen import cli, evaluation, store
+    from kerasgen.features import domain_probabilities
+
+    assert "cgan_mnist" in store.shipped_models()
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sample", "cgan_mnist", "--num", "20"]) == 0
+    grid = tf.io.decode_png(tf.io.read_file("cgan_mnist_sample.png")).numpy()
+    assert grid.ndim == 3 and grid.std() > 20  # a grid of digits, not a flat image
+    # The samples are the asked digits: the shipped MNIST classifier reads them back.
+    model = store.load_model("cgan_mnist")
+    latents, labels = model.sample_inputs(500, seed=1234)
+    images = model.generate((latents, labels))
+    classifier = evaluation.load_domain_classifier("mnist", model.image_shape)
+    predicted = np.argmax(domain_probabilities(classifier)(images).numpy(), axis=-1)
+    assert np.mean(predicted == labels.numpy()) >= 0.95
+    recorded = json.loads((store.saved_models_dir() / "cgan_mnist/metrics.json").read_text())
+    row = recorded["rows"][0]
+    assert row["dataset"] == "mnist" and row["fd"] > row["fd_floor"] > 0

@@ -121,8 +121,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
     --profile dncnn`). Same arguments, weights and config as Keras' layer; with
     `synchronized=True` under a multi-replica `tf.distribute` strategy, with a mask, renorm or
     an axis other than the last of 4-d inputs, Keras' own computation runs. The moving
-    variance is updated from the batch variance with Bessel's correction (the fused kernel's),
-    a factor n / (n - 1) on n = batch x height x width values.
+    statistics are updated as Keras updates them (the biased batch variance: the fused
+    kernel's Bessel correction is undone), so one device and N replicas train alike.
     """
 
     def _fusable(self, inputs, mask):
@@ -143,6 +143,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         if training and self.trainable:
             outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
                 inputs, gamma, beta, epsilon=self.epsilon, is_training=True)
+            count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+            variance = variance * (count - 1.0) / count  # the kernel's is unbiased
             self.moving_mean.assign(self.moving_mean * self.momentum
                                     + mean * (1.0 - self.momentum))
             self.moving_variance.assign(self.moving_variance * self.momentum
