@@ -124,7 +124,7 @@ def measure(name, run_precision, steps, warmup, data_dir, flops_cache):
     return images / seconds, (flops / seconds / 1e9 if flops else None)
 
 
-CONVOLUTIONS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
+CONVOLUTIONS = ("Conv2D", "_FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
                 "DepthwiseConv2dNative", "DepthwiseConv2dNativeBackpropInput",
                 "DepthwiseConv2dNativeBackpropFilter", "Conv2DTranspose")
 MATRIX_PRODUCTS = ("MatMul", "BatchMatMulV2", "Einsum")
