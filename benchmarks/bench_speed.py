@@ -97,28 +97,31 @@ def batch_images(batch):
     return int(first.shape[0])
 
 
-def training_run(name, run_precision, steps, data_dir, callbacks=()):
-    """A preset's model after `steps` training steps, and its (endless) training data."""
-    preset = get_preset(name)
+def trained_model(name, run_precision, steps, data_dir, callbacks=()):
+    """A preset's model after `steps` training steps (`kerasgen.training.train`)."""
     with tempfile.TemporaryDirectory() as scratch:
-        model = training.train(
+        return training.train(
             name, epochs=1, steps_per_epoch=steps, out_dir=Path(scratch) / "run",
             export_formats=(), verbose=0, callbacks=list(callbacks), precision=run_precision,
             data_dir=data_dir).model
+
+
+def training_batches(name, model, data_dir):
+    """The preset's (endless) training data for `model`, as `train` makes it."""
+    preset = get_preset(name)
     config = {"model": name, "dataset": preset.dataset, "image_size": preset.image_size,
               "batch_size": preset.batch_size, "steps_per_epoch": 1, "seed": 0, "epochs": 1}
     source = preset.task.load(preset, config, data_dir)
-    data, _ = preset.task.training_data(model, config, source, data_dir)
-    return model, data
+    return preset.task.training_data(model, config, source, data_dir)[0]
 
 
 def measure(name, run_precision, steps, warmup, data_dir, flops_cache):
     """`(images/s, training GFLOP/s or None)` of one short run."""
     timer = StepTimer(warmup)
-    model, data = training_run(name, run_precision, warmup + steps + 1, data_dir, [timer])
+    model = trained_model(name, run_precision, warmup + steps + 1, data_dir, [timer])
     seconds = timer.seconds_per_step()
-    if name not in flops_cache:
-        batch = next(iter(data))
+    if name not in flops_cache:  # the data is loaded again only for the first run's FLOPs
+        batch = next(iter(training_batches(name, model, data_dir)))
         flops_cache[name] = (training_flops(model, batch), batch_images(batch))
     flops, images = flops_cache[name]
     return images / seconds, (flops / seconds / 1e9 if flops else None)
@@ -167,7 +170,8 @@ def normalization_layers(model):
 def profile(name, steps, data_dir):
     """Where one training step's time goes: a profiler trace of `steps` steps (after a
     warm-up run), the data pipeline alone, and the FLOP rate. Returns a dict."""
-    model, data = training_run(name, "float32", 3, data_dir)
+    model = trained_model(name, "float32", 3, data_dir)
+    data = training_batches(name, model, data_dir)
     iterator = iter(data)
     next(iterator)
     start = time.perf_counter()
