@@ -1,7 +1,8 @@
 """Restoration benchmark: train at a stated CPU budget, evaluate by the papers' protocols.
 
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_restoration.py \
-        [--out benchmarks/results/restoration] [--models dncnn fsrcnn] [--ship]
+        [--out benchmarks/results/restoration] [--runs dncnn fsrcnn_x3] [--ship] \
+        [--epochs N] [--seed S] [--init SHIPPED|RUN]
 
 Each model trains with `kerasgen train` for `--epochs` x 200 steps (a run folder that is
 already complete is evaluated as it is), then `kerasgen evaluate` measures PSNR/SSIM on the
@@ -11,7 +12,9 @@ set for the latency per image. Bicubic rows need no training. BM3D (the `bm3d` p
 `pip install -e ".[peers]"`) denoises the very same noisy images as every denoising row, on the
 first `--bm3d-images` images of each set (all by default; about 10 s per 481x321 image on two
 cores), and the model is scored on those images beside it (cached in OUT/bm3d.json). `--ship` copies the trained
-models into `saved_models/` with a model card each. Prints a Markdown table and writes it to
+models into `saved_models/` with a model card each. `--init` fine-tunes: the runs start from
+the weights of a shipped model (or a run), and the card adds that model's own training budget
+(from its `metrics.json`) to the fine-tuning's. Prints a Markdown table and writes it to
 OUT/restoration.md (and OUT/restoration.json). Not part of the test suite.
 
 Anchors (dB): BSD68 sigma 25: BM3D 28.57, DnCNN-S 29.23; Set12 sigma 25: BM3D 29.97, DnCNN-S
@@ -62,14 +65,15 @@ ANCHORS = {("BSD68", 15.0, None): "BM3D 31.07, DnCNN-S 31.73",
 TRAIN_TIME = "train_time.json"
 
 
-def train(model_name, options, epochs, run_dir, steps_per_epoch=STEPS_PER_EPOCH):
+def train(model_name, options, epochs, run_dir, steps_per_epoch=STEPS_PER_EPOCH, seed=0,
+          init_from=None):
     """Train (or finish) a run; its wall and CPU seconds are kept in RUN/train_time.json."""
     path = run_dir / TRAIN_TIME
     timing = json.loads(path.read_text()) if path.exists() else {"wall_s": 0.0, "cpu_s": 0.0}
     start, cpu_start = time.perf_counter(), time.process_time()
     result = training.train(model_name, epochs=epochs, steps_per_epoch=steps_per_epoch,
                             out_dir=run_dir, export_formats=("tflite",), verbose=2,
-                            model_options=options)
+                            model_options=options, seed=seed, init_from=init_from)
     steps = int(result.model.optimizer.iterations)
     if steps != timing.get("steps"):  # a finished run reloaded adds no training time
         timing["wall_s"] += time.perf_counter() - start
@@ -137,7 +141,21 @@ def side_by_side(model_row, report, args, out):
     return rows
 
 
-def model_card(name, model_name, epochs, model, timing, rows, hardware):
+def earlier_training(init_from):
+    """`{"from", "steps", "wall_s", "cpu_s"}` of the training behind `--init` (a shipped
+    model's `metrics.json`; a run's `train_time.json`), None without `--init`."""
+    if init_from is None:
+        return None
+    folder = store.model_folder(init_from)
+    if (folder / TRAIN_TIME).exists():
+        timing = json.loads((folder / TRAIN_TIME).read_text())
+    else:
+        timing = json.loads((folder / "metrics.json").read_text())["training"]
+    # A model fine-tuned before carries its whole history in its own figures.
+    return {"from": str(init_from), **{key: timing[key] for key in ("steps", "wall_s", "cpu_s")}}
+
+
+def model_card(name, model_name, epochs, model, timing, rows, hardware, earlier=None):
     preset = registry.get_preset(model_name)
     description = preset.description
     if model.scale > 1:
@@ -155,6 +173,11 @@ def model_card(name, model_name, epochs, model, timing, rows, hardware):
         f"- Hardware and budget: {hardware}; {timing['wall_s'] / 60:.1f} min wall, "
         f"{timing['cpu_s'] / 60:.1f} CPU-min. No GPU was available: this is a CPU-budget "
         "model, not the paper's full training.",
+        *([f"- Fine-tuned: those steps started from the weights of `{earlier['from']}` "
+           f"(`--init`; a fresh optimizer), itself trained {earlier['steps']} steps in "
+           f"{earlier['cpu_s'] / 60:.1f} CPU-min: {earlier['steps'] + timing['steps']} steps "
+           f"and {(earlier['cpu_s'] + timing['cpu_s']) / 60:.1f} CPU-min in all."]
+          if earlier else []),
         f"- Parameters: {model.network.count_params():,}; receptive field {model.min_size} px.",
         "- Latencies were measured while other training runs shared the two cores; see the "
         "README's benchmark section for uncontended figures.",
@@ -177,7 +200,16 @@ def main():
     parser.add_argument("--bm3d-images", type=int, default=None, metavar="N",
                         help="run BM3D on the first N images of each denoising set (default: "
                              "all; 0: no BM3D rows)")
+    parser.add_argument("--epochs", type=int, help="epochs of 200 steps for every run "
+                        "(default: each run's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", metavar="SHIPPED|RUN",
+                        help="fine-tune: start the runs from these weights (see kerasgen train "
+                             "--init)")
     args = parser.parse_args()
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be a positive number of epochs, got {args.epochs}.")
+    earlier = earlier_training(args.init)  # read before --ship may replace that model
     if args.bm3d_images is not None and args.bm3d_images < 0:
         parser.error(f"--bm3d-images must be 0 (no BM3D rows) or a positive number of images, "
                      f"got {args.bm3d_images}.")
@@ -195,8 +227,10 @@ def main():
                          "anchor": ANCHORS.get((dataset, None, scale), "")})
     for run_name in args.runs:
         model_name, options, epochs, shipped_name, sets = PLAN[run_name]
+        epochs = args.epochs or epochs
         run_dir = out / run_name
-        model, timing = train(model_name, options, epochs, run_dir)
+        model, timing = train(model_name, options, epochs, run_dir, seed=args.seed,
+                              init_from=args.init)
         tflite = run_dir / f"{model.network.name}.tflite"
         int8 = export.export_model(model, run_dir, model.network.name, ("tflite",), "int8")[1]
         model_rows, peer_rows = [], []
@@ -210,7 +244,8 @@ def main():
                 "setting": f"sigma={sigma:g}" if sigma is not None else f"x{scale}",
                 "psnr": report["psnr"], "ssim": report["ssim"],
                 "params": model.network.count_params(),
-                "budget": f"{timing['steps']} steps, {timing['wall_s'] / 60:.0f} min",
+                "budget": f"{timing['steps']} steps, {timing['wall_s'] / 60:.0f} min" + (
+                    f" after {earlier['steps']} (--init {earlier['from']})" if earlier else ""),
                 "latency_ms": ms, "tflite_max_diff": diff, "image_size": f"{size[0]}x{size[1]}",
                 "int8_latency_ms": int8_ms, "int8_max_diff": int8_diff,
                 "anchor": ANCHORS.get((dataset, sigma, scale), "")})
@@ -219,9 +254,15 @@ def main():
                 peer_rows += side_by_side(model_rows[-1], report, args, out)
         rows += model_rows + peer_rows
         if args.ship:
-            card = model_card(shipped_name, model_name, epochs, model, timing, model_rows, hardware)
+            card = model_card(shipped_name, model_name, epochs, model, timing, model_rows,
+                              hardware, earlier)
+            training_budget = timing if earlier is None else {
+                "steps": earlier["steps"] + timing["steps"],
+                "wall_s": earlier["wall_s"] + timing["wall_s"],
+                "cpu_s": earlier["cpu_s"] + timing["cpu_s"], "fine_tuning": timing,
+                "init_from": earlier}
             print("shipped:", store.ship_model(
-                model, shipped_name, card, {"rows": model_rows, "training": timing},
+                model, shipped_name, card, {"rows": model_rows, "training": training_budget},
                 train_data=registry.get_preset(model_name).dataset))
     lines = [f"{hardware}; budgets as stated per row (200 steps per epoch).", "",
              "| model | set | setting | params | training | PSNR (dB) | SSIM | LiteRT fp32 / int8 "

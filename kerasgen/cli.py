@@ -77,6 +77,9 @@ def _parser():
                        help="float32, or bf16 (bfloat16 compute, float32 weights; exports stay "
                             "float32); auto (default): bf16 where the CPU (AVX512-BF16, AMX) or "
                             "GPU computes it natively, else float32. A resumed run keeps its own")
+    train.add_argument("--init", metavar="NAME|RUN",
+                       help="fine-tune: start a new run from the weights of a shipped model "
+                            "(kerasgen list --pretrained) or a run folder of the same model")
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples from a generative run (VAEs: also "
@@ -283,6 +286,7 @@ def _run(args, extra):
             steps_per_epoch=args.steps_per_epoch, seed=args.seed, out_dir=args.out,
             image_size=args.image_size, data_dir=args.data_dir, quantize=args.quantize,
             model_options=options, strategy=strategy, precision=args.precision,
+            init_from=args.init,
         )
         print("\n".join(result.summary()))
         return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasgen import data as kg_data
-from kerasgen import features, metrics
+from kerasgen import features, metrics, store
 from kerasgen.registry import get_preset
 from kerasgen.training import default_run_dir, load_run, read_run_config
 
@@ -96,7 +96,7 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
     """Score a generative run against real data.
 
     Args:
-        run_dir: str. A generative run folder.
+        run_dir: str. A generative run folder, or a shipped generative model's name.
         metric: str. `"fd"` (Frechet distance), `"kid"` or `"score"` (classifier score).
         num_samples: int. Generated samples, and real samples per side of the floor.
         reference: str. Real split compared with: `"train"` or `"test"`.
@@ -120,6 +120,7 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
         raise ValueError(f"reference must be 'train' or 'test', got {reference!r}.")
     if metric == "score" and feature_set != "domain":
         raise ValueError("The classifier score needs the domain classifier (--features domain).")
+    run_dir = store.model_folder(run_dir)
     config = read_run_config(run_dir)
     model = load_run(run_dir)
     image_shape = model.image_shape
@@ -161,10 +162,10 @@ def evaluate_likelihood(run_dir, num_importance_samples=None, num_images=None, s
 
     The protocol of the IWAE paper's tables: every test image of the run's dataset, binarised
     once with a fixed seed for a Bernoulli decoder, k = 5000 samples. The report is also
-    written to `RUN_DIR/likelihood.json`.
+    written to `RUN_DIR/likelihood.json` (not into a shipped model's folder).
 
     Args:
-        run_dir: str. A run of a VAE-family model.
+        run_dir: str. A run of a likelihood model, or a shipped one's name.
         num_importance_samples: int. k. Defaults to the model's (5000 for VAEs, 100 for
             DRAW, whose every sample is a T-glimpse pass).
         num_images: int. Evaluate the first N images of the split only. Defaults to all.
@@ -174,6 +175,7 @@ def evaluate_likelihood(run_dir, num_importance_samples=None, num_images=None, s
     """
     if num_importance_samples is not None and num_importance_samples < 1:
         raise ValueError(f"--k must be at least 1, got {num_importance_samples}.")
+    run_dir = store.model_folder(run_dir)
     config = read_run_config(run_dir)
     model = load_run(run_dir)
     if not model.has_likelihood:
@@ -186,6 +188,6 @@ def evaluate_likelihood(run_dir, num_importance_samples=None, num_images=None, s
     report = model.log_likelihood_report(images, labels if model.conditional else None,
                                          num_samples=num_importance_samples, seed=seed)
     report.update({"metric": "nll", "dataset": config["dataset"], "split": split})
-    path = Path(run_dir) / LIKELIHOOD_REPORT
-    path.write_text(json.dumps(report, indent=2, sort_keys=True))
+    if not store.is_shipped(run_dir):  # the checkout's shipped models stay as they are
+        (run_dir / LIKELIHOOD_REPORT).write_text(json.dumps(report, indent=2, sort_keys=True))
     return report

@@ -118,7 +118,8 @@ def float32_copy(model):
     exports, so that a bf16-trained model serves with float32 signatures and parity)."""
     if precision_of(model) == "float32":
         return model
-    copy = model.__class__.from_config(model.get_config())
-    set_precision(copy, "float32")
-    copy.set_weights(model.get_weights())
+    from kerasgen.tasks import copy_with_weights
+
+    copy = copy_with_weights(model)
+    set_precision(copy, "float32")  # the policy only changes how layers compute
     return copy

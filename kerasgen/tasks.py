@@ -19,6 +19,14 @@ from pathlib import Path
 # --- the contracts -------------------------------------------------------------------------
 
 
+def copy_with_weights(model):
+    """A new model of `model`'s class and config holding `model`'s weights (not its optimizer
+    or compile settings)."""
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 class GenerativeModel:
     """The generation contract.
 
@@ -54,6 +62,13 @@ class GenerativeModel:
         that set `animates`)."""
         raise ValueError(f"A {self.name!r} model draws its samples in one step; it has no "
                          "animation.")
+
+    def inference_model(self):
+        """A new model that samples as this one does and holds no more than sampling needs
+        (what `kerasgen.store.ship_model` writes): by default a copy with the same weights;
+        a model with training-only copies of its networks (a GAN's generator beside its EMA
+        copy) leaves them out."""
+        return copy_with_weights(self)
 
     def representative_inputs(self, num_batches=32, batch_size=8, seed=0):
         """Inputs of the TFLite endpoint (int8 calibration, parity checks): batches of
@@ -171,6 +186,11 @@ class Task:
     def finish(self, result, config, source, data_dir):
         """Write the run's figures and metrics into `result` after `fit`."""
 
+    def inference_model(self, model):
+        """What `kerasgen.store.ship_model` writes of a trained `model`: a copy with its
+        weights, without optimizer state."""
+        return copy_with_weights(model)
+
 
 class LabelledImages(Task):
     """Tasks that train on same-size arrays (and labels) from `kerasgen.data.load_arrays`."""
@@ -229,6 +249,9 @@ class Generation(LabelledImages):
         return [SampleGrid(run_dir / "samples", num_images=model.epoch_samples,
                            seed=config["seed"], log_dir=run_dir / "logs",
                            reference=figure_reference(images, labels))]
+
+    def inference_model(self, model):
+        return model.inference_model()
 
     def finish(self, result, config, source, data_dir):
         title = f"{config['model']}, epoch {config['epochs']}"

@@ -26,6 +26,7 @@ import keras
 
 from kerasgen import export, precision as precisions
 from kerasgen.distribute import gather_from_replicas, worker_role
+from kerasgen.models.base import copy_layer_weights
 from kerasgen.callbacks import (CorruptFileError, ResumableCheckpoint, StopOnNonFinite,
                                 latest_checkpoint, load_keras_file, load_latest_checkpoint)
 from kerasgen.export import EXPORT_FORMATS, export_model
@@ -115,6 +116,7 @@ def train(
     model_options=None,
     strategy=None,
     precision="auto",
+    init_from=None,
 ):
     """Train a registered model, resuming its run folder if it holds a checkpoint.
 
@@ -150,6 +152,9 @@ def train(
             `kerasgen.precision`) or `"auto"`: bf16 where the CPU or GPU computes it natively,
             else float32; a resumed run keeps the precision it started with. Exports are
             float32 either way. Defaults to `"auto"`.
+        init_from: str. Fine-tuning: a new run starts from the weights of this shipped model
+            or run folder (see `_start_from`); a resumed run from its own checkpoint.
+            Defaults to None (the builder's initialisation).
 
     Returns:
         A `TrainResult`.
@@ -172,6 +177,7 @@ def train(
         "epochs": _unset_or_positive("epochs", epochs) or preset.epochs,
         "model_kwargs": model_kwargs,
         "precision": _run_precision(precision, run_dir),
+        **({"init_from": str(init_from)} if init_from is not None else {}),
     }
     config = json.loads(json.dumps(config))  # as the run folder will hold it (tuples -> lists)
     export.check_export(export_formats, quantize)
@@ -189,6 +195,7 @@ def train(
         model, initial_epoch, checkpoint = load_latest_checkpoint(run_dir / "checkpoints")
         if model is None:
             model = task.build(preset, config, source, model_kwargs, seed)
+            _start_from(model, init_from)
             precisions.set_precision(model, config["precision"])
             if preset.compile is not None:
                 preset.compile(model)
@@ -219,6 +226,15 @@ def train(
     if task_type is not None:  # no worker leaves while the chief still exports
         gather_from_replicas(strategy, 0)
     return result
+
+
+def _start_from(model, init_from):
+    """Set a new run's networks to those of a shipped model or run (`init_from`, if any),
+    which must match by name and shape; the optimizer starts afresh."""
+    if init_from is not None:
+        from kerasgen.store import load_model
+
+        copy_layer_weights(load_model(init_from), model, f"--init {init_from}")
 
 
 def _check_same_start(strategy, initial_epoch, run_dir):

@@ -194,6 +194,19 @@ def test_fit_moves_weights_and_the_ema_lags(trained):
     assert lags and all(lags)
 
 
+def test_the_inference_model_holds_the_ema_weights_as_its_one_network(trained):
+    model, _ = trained
+    shipped = model.inference_model()
+    assert shipped.ema_network is None and shipped.inference_network is shipped.network
+    for got, want in zip(shipped.network.weights, model.ema_network.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(shipped.seed_generator.state.numpy(),
+                                  model.seed_generator.state.numpy())
+    seeds = model.sample_inputs(2, seed=4)
+    np.testing.assert_allclose(shipped.generate(seeds, num_steps=2),
+                               model.generate(seeds, num_steps=2), atol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def trained_conditional():
     """A tiny class-conditional model (v-prediction, linear schedule) after a few steps."""

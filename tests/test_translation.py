@@ -153,6 +153,7 @@ def test_image_pool_fills_then_swaps_half_the_time():
     np.testing.assert_array_equal(ImagePool(0, (2, 2, 1)).query(images, seeds), images)
 
 
+@pytest.mark.slow  # default-suite time; the slow suite runs it
 def test_cyclegan_step_under_mirrored_strategy_equals_single_device(mirrored_strategy):
     batch = next(iter(unpaired_batches(batch_size=4)))
     # The weights compared include both image pools (non-trainable weights). Adam's first
@@ -414,6 +415,7 @@ def test_train_run_then_translate_cli_on_odd_files(tmp_path, capsys):
     assert "'cyclegan' model, which does not sample" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # default-suite time; the slow suite runs it
 def test_cli_train_pix2pix_exports_and_translates(tmp_path, capsys):
     code = cli.main(["train", "pix2pix", "--epochs", "1", "--steps-per-epoch", "2",
                      "--image-size", str(SIZE), "--out", str(tmp_path / "run")])

@@ -39,6 +39,45 @@ class SeededModel(keras.Model):
         return config
 
 
+def ema_folded_copy(model, network, ema_network):
+    """For `inference_model`: a copy of `model` without its EMA network (the attribute and
+    config key `ema_network`) whose `network` holds the weights sampling uses (the EMA's when
+    there is one); its other networks and its random stream as in `model`."""
+    copy = model.__class__.from_config({**model.get_config(), ema_network: None})
+    ema = getattr(model, ema_network)
+    copy_layer_weights(model, copy, "the trained model",
+                       {getattr(copy, network).name: ema} if ema is not None else None)
+    copy.seed_generator.state.assign(model.seed_generator.state)
+    return copy
+
+
+def copy_layer_weights(source, target, source_description, overrides=None):
+    """Set every layer of the wrapper `target` that has weights (its networks) to the weights
+    of the same-named layer of the wrapper `source` (`overrides`: `{target layer name: source
+    layer}`). A layer that `source` lacks, or holds in other shapes, is refused by name before
+    any weight is set."""
+    sources = {layer.name: layer for layer in source.layers} | dict(overrides or {})
+    pairs = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in sources:
+            raise ValueError(
+                f"{source_description} holds no {layer.name!r} network (it has "
+                f"{', '.join(sorted(sources)) or 'none'}); start from a model of the same kind "
+                "and options.")
+        shapes = [tuple(weight.shape) for weight in layer.weights]
+        found = [tuple(weight.shape) for weight in sources[layer.name].weights]
+        if shapes != found:
+            raise ValueError(
+                f"{source_description}'s {layer.name!r} network has other weight shapes than "
+                f"this model's ({len(found)} weights {found[:3]}... vs {len(shapes)} weights "
+                f"{shapes[:3]}...); start from a model built with the same options.")
+        pairs.append((layer, sources[layer.name]))
+    for layer, source_layer in pairs:
+        layer.set_weights(source_layer.get_weights())
+
+
 class NestedObjects:
     """`from_config` of a wrapper whose constructor takes Keras objects (its networks, its
     degradation layer): the config keys named in `nested` are deserialized first (None, an

@@ -23,7 +23,8 @@ from kerasgen.layers import BatchNormalization
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import (LatentSampling, NetworkOptimizers, SeededModel,
-                                  latents_from_seeds, update_moving_average, warmed_up_decay)
+                                  ema_folded_copy, latents_from_seeds, update_moving_average,
+                                  warmed_up_decay)
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation, GenerativeModel
 
@@ -338,6 +339,11 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
         return cls(**config)
 
     # --- inference, used by callbacks, the CLI and export -----------------------------------
+
+    def inference_model(self):
+        """A copy whose generator holds the weights sampling uses (the EMA copy's, when there
+        is one) and that keeps no EMA copy: a shipped GAN carries one generator, not two."""
+        return ema_folded_copy(self, "generator", "ema_generator")
 
     def generate(self, inputs):
         """Images in [-1, 1] for what `sample_inputs` returns, in inference mode."""

@@ -22,8 +22,8 @@ from kerasgen.data import to_uint8
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import (NestedObjects, SeededModel, SeedSampling, SingleOptimizer,
-                                  check_labels, seeded_draws, unpack_labelled,
-                                  update_moving_average, warmed_up_decay)
+                                  check_labels, ema_folded_copy, seeded_draws,
+                                  unpack_labelled, update_moving_average, warmed_up_decay)
 from kerasgen.models.diffusion.schedule import NoiseSchedule
 from kerasgen.tasks import GenerativeModel
 
@@ -131,6 +131,11 @@ class DDPM(SeedSampling, SingleOptimizer, GenerativeModel, NestedObjects, Seeded
     def inference_network(self):
         """The EMA network when there is one, else the network."""
         return self.ema_network if self.ema_network is not None else self.network
+
+    def inference_model(self):
+        """A copy whose network holds the weights sampling uses (the EMA copy's, when there
+        is one) and that keeps no EMA copy: a shipped model carries one network, not two."""
+        return ema_folded_copy(self, "network", "ema_network")
 
     @property
     def metrics(self):
