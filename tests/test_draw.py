@@ -199,6 +199,7 @@ def test_export_signatures_rest_and_tflite_parity(tmp_path):
 # --- CLI and bad inputs -----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # default-suite time; the slow suite runs it
 def test_cli_train_sample_gif_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main(["train", "draw", "--dataset", "digits", "--epochs", "1",

@@ -306,8 +306,8 @@ def test_spectral_convolution_divides_by_the_largest_singular_value():
     np.testing.assert_allclose(layer(inputs).numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
-# DeepFill's case takes 20 s (two-stage generator, SN-PatchGAN): the slow suite runs it; its
-# mirrored step equality stays in the default suite.
+# DeepFill's case takes 20 s (two-stage generator, SN-PatchGAN): the slow suite runs it, and
+# its mirrored step equality.
 @pytest.mark.parametrize("member", [pytest.param(member, marks=[pytest.mark.slow] * (
     member == "deepfill_v2")) for member in sorted(ADVERSARIAL)])
 def test_adversarial_members_train_reload_and_export_on_odd_sizes(member, tmp_path):
@@ -329,6 +329,7 @@ def test_adversarial_members_train_reload_and_export_on_odd_sizes(member, tmp_pa
         "image": ("uint8", [None, None, None, 3]), "mask": ("uint8", [None, None, None, 1])}
 
 
+@pytest.mark.slow  # default-suite time; the slow suite runs it
 def test_deepfill_mirrored_step_equals_single_device_step(mirrored_strategy):
     def build():
         model = ADVERSARIAL["deepfill_v2"](seed=4)

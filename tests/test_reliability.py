@@ -136,9 +136,10 @@ def test_final_model_is_a_link_to_the_last_checkpoint_not_a_second_copy(tmp_path
     assert os.path.samefile(run / "model.keras", run / "checkpoints" / "epoch_0002.keras")
 
 
-# DeepFill's tiny run takes half a minute (its figures): the slow suite checks it.
+# DeepFill's tiny run takes half a minute (its figures), CycleGAN's 15 s: the slow suite checks
+# them (default-suite time).
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] * (
-    name == "deepfill_v2")) for name in sorted(TINY_RUNS)])
+    name in ("deepfill_v2", "cyclegan"))) for name in sorted(TINY_RUNS)])
 def test_every_family_loads_in_keras_safe_mode(name, tmp_path):
     settings, options = TINY_RUNS[name]
     result = _train(name, tmp_path / "run", epochs=1, steps_per_epoch=1)

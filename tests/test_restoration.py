@@ -543,6 +543,7 @@ def test_a_12_megapixel_photo_restores_in_bounded_memory(tmp_path):
     assert written.shape == (3000, 4000, 1)
 
 
+@pytest.mark.slow  # default-suite time; the slow suite runs it
 def test_bicubic_downscale_runs_with_and_without_onednn():
     """TensorFlow's reference kernels (oneDNN off, as on AMD CPUs by default) refuse unequal
     strides; the down-scaler must run, and agree, on both."""

@@ -253,6 +253,7 @@ def test_saved_model_signatures_rest_and_tflite_parity(trained_cyclegan, tmp_pat
         export.export_tflite(model, tmp_path / "x.tflite", signature="translate")
 
 
+@pytest.mark.slow  # default-suite time; the slow suite runs it
 def test_pix2pix_export_and_int8(tmp_path):
     model = tiny_pix2pix(seed=4)
     model.compile(generator_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5))
