@@ -106,17 +106,20 @@ def ship_model(model, name, card, metrics=None, folder=None, train_data=None,
     target = Path(folder or saved_models_dir()) / name
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".partial_{name}_{FINAL_MODEL}"
-    task_of(model).inference_model(model).save(partial)
-    if weight_dtype == "float16":
-        store_weights_as_float16(partial)
-    deflate_keras_file(partial)
-    size = partial.stat().st_size
-    if size > size_limit:
-        partial.unlink()
-        raise ValueError(
-            f"{name}: the shipped model would be {size / 2**20:.2f} MiB, over the "
-            f"{size_limit / 2**20:.2f} MiB limit of shipped models; ship its weights as float16 "
-            "(weight_dtype='float16') or a smaller model. Nothing was written.")
+    try:
+        task_of(model).inference_model(model).save(partial)
+        if weight_dtype == "float16":
+            store_weights_as_float16(partial)
+        deflate_keras_file(partial)
+        size = partial.stat().st_size
+        if size > size_limit:
+            raise ValueError(
+                f"{name}: the shipped model would be {size / 2**20:.2f} MiB, over the "
+                f"{size_limit / 2**20:.2f} MiB limit of shipped models; ship its weights as "
+                "float16 (weight_dtype='float16') or a smaller model. Nothing was written.")
+    except BaseException:
+        partial.unlink(missing_ok=True)  # nothing half-written is left beside the models
+        raise
     target.mkdir(exist_ok=True)
     partial.replace(target / FINAL_MODEL)
     (target / "MODEL_CARD.md").write_text(card)
