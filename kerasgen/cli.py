@@ -83,18 +83,22 @@ def _parser():
 
     sample = commands.add_parser(
         "sample", help="write a grid of samples from a generative run (VAEs: also "
-                       "reconstructions, interpolation and, for 2-d latents, the manifold); "
+                       "reconstructions, interpolation and, for 2-d latents, the manifold; "
+                       "forecasters: test sequences continued, as a PNG and a GIF); "
                        "the model's sampling options (e.g. a diffusion model's --num-steps) "
                        "follow")
     sample.add_argument("run_dir", help="a run folder or a shipped generative model's name "
                                         "(e.g. cgan_mnist; see `kerasgen list --pretrained`)")
-    sample.add_argument("--num", type=positive_int, default=64)
+    sample.add_argument("--num", type=positive_int,
+                        help="samples (default 64), or sequences a forecaster continues "
+                             "(default 8)")
     sample.add_argument("--seed", type=non_negative_int, default=0)
     sample.add_argument("--out", help="PNG path (default: RUN_DIR/sample.png, or "
                                       "NAME_sample.png for a shipped model); other figures "
                                       "go beside it, and models that draw in steps (DRAW) "
                                       "write the animation as a GIF of the same name")
-    sample.add_argument("--data-dir", help="for the reference images of VAE figures")
+    sample.add_argument("--data-dir", help="for the reference images of VAE figures and a "
+                                           "forecaster's test digits")
 
     apply = commands.add_parser(
         "apply", aliases=list(APPLY_ALIASES),
@@ -113,10 +117,12 @@ def _parser():
     evaluate = commands.add_parser(
         "evaluate", help="generative runs: FD / KID / classifier score or a VAE's test NLL; "
                          "image-to-image models: their benchmark on --dataset (e.g. PSNR/SSIM); "
-                         "classifiers: test accuracy")
+                         "forecasters: per-frame MSE / SSIM on generated Moving MNIST test "
+                         "sequences (--num-sequences N); classifiers: test accuracy")
     evaluate.add_argument("run_dir", help="run folder (image-to-image: or a shipped model name)")
     evaluate.add_argument("--dataset", help="image-to-image benchmark set, e.g. BSD68, Set12, "
-                                            "CBSD68, Set5, Set14")
+                                            "CBSD68, Set5, Set14 (forecasters: the digits "
+                                            "to move; default: the run's)")
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--seed", type=non_negative_int, default=0)
     generation = evaluate.add_argument_group("generative runs")
@@ -292,20 +298,15 @@ def _run(args, extra):
         return 0
     if args.command == "sample":
         model = _model_for(store.load_model, args.run_dir, "sample")
-        options = _parse_options("kerasgen sample", tasks.method_options(model.generate),
-                                 extra, f"Sampling a {model.name!r} model")
+        task = tasks.task_of(model)
+        options = _parse_options("kerasgen sample", task.sample_options(model), extra,
+                                 f"Sampling a {model.name!r} model")
         # A run's samples go into its folder; a shipped model's into the current one.
         out = args.out or (os.path.join(args.run_dir, "sample.png") if os.path.isdir(args.run_dir)
                            else f"{os.path.basename(args.run_dir)}_sample.png")
-        print(tasks.write_samples(model, out, num_images=args.num, seed=args.seed, **options))
-        if model.animates:  # how the samples were drawn, step by step, beside the grid
-            print(tasks.write_animation(model, os.path.splitext(out)[0] + ".gif",
-                                        num_images=args.num, seed=args.seed))
-        if os.path.exists(os.path.join(args.run_dir, training.RUN_CONFIG)):  # a run's data
-            for path in tasks.write_run_figures(args.run_dir, model, os.path.dirname(out) or ".",
-                                                data_dir=args.data_dir,
-                                                seed=args.seed).values():
-                print(path)
+        for path in task.sample_files(model, args.run_dir, out, args.num or task.default_samples,
+                                      seed=args.seed, data_dir=args.data_dir, **options):
+            print(path)
         return 0
     if args.command == "export":
         model = training.load_run(args.run_dir)
@@ -347,6 +348,13 @@ def _evaluate(args, extra):
                              "--dataset (e.g. BSD68, Set12, CBSD68, Set5, Set14).")
         report = model.benchmark(args.dataset, data_dir=args.data_dir, seed=args.seed,
                                  **options)
+        print("\n".join(report["lines"]))
+        return 0
+    if task is tasks.FORECASTING:
+        options = _parse_options("kerasgen evaluate", tasks.method_options(model.benchmark),
+                                 extra, f"Evaluating a {model.name!r} model")
+        report = model.benchmark(args.dataset or tasks.run_dataset(args.run_dir),
+                                 data_dir=args.data_dir, seed=args.seed, **options)
         print("\n".join(report["lines"]))
         return 0
     if task is tasks.GENERATION and args.metric != "nll":

@@ -191,3 +191,62 @@ def evaluate_likelihood(run_dir, num_importance_samples=None, num_images=None, s
     if not store.is_shipped(run_dir):  # the checkout's shipped models stay as they are
         (run_dir / LIKELIHOOD_REPORT).write_text(json.dumps(report, indent=2, sort_keys=True))
     return report
+
+
+# --- the forecasting task's evaluator ---------------------------------------------------------
+
+FORECAST_CHUNK = 100  # sequences per forecast call (bounds the SSIM maps' memory)
+
+
+def frame_errors(predicted, truth):
+    """Per frame `(MSE, SSIM)`, each `[N, T]`, of uint8 sequences `[N, T, H, W, C]`: the squared
+    error summed over the frame with intensities in [0, 1] (the Moving MNIST papers' per-frame
+    MSE) and SSIM (Wang et al.'s Gaussian window, `kerasgen.metrics.ssim`)."""
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"Forecast {list(predicted.shape)} and truth {list(truth.shape)} differ "
+                         "in shape.")
+    count, frames = truth.shape[:2]
+    error = (predicted.astype(np.float64) / 255.0 - truth.astype(np.float64) / 255.0) ** 2
+    mse = error.reshape(count, frames, -1).sum(axis=-1)
+    ssim = metrics.ssim(truth.reshape(-1, *truth.shape[2:]),
+                        predicted.reshape(-1, *truth.shape[2:])).numpy().reshape(count, frames)
+    return mse, ssim
+
+
+def forecast_report(model, sequences, dataset, seed):
+    """A `FrameForecaster`'s per-frame MSE and SSIM on uint8 test `sequences` (its
+    `num_frames` long), beside the copy-last-frame baseline (every future frame = the last
+    input frame).
+
+    Returns:
+        `{"model": {...}, "copy_last": {...}, "num_sequences", "dataset", "seed", "lines"}`,
+        each method's `{"mse", "ssim", "mse_per_frame", "ssim_per_frame"}`.
+    """
+    sequences = np.asarray(sequences)
+    inputs, truth = (sequences[:, :model.num_input_frames],
+                     sequences[:, model.num_input_frames:model.num_frames])
+    errors = {"model": [], "copy_last": []}
+    for start in range(0, len(sequences), FORECAST_CHUNK):
+        chunk = slice(start, start + FORECAST_CHUNK)
+        errors["model"].append(frame_errors(model.forecast(inputs[chunk]), truth[chunk]))
+        last = np.repeat(inputs[chunk, -1:], model.num_output_frames, axis=1)
+        errors["copy_last"].append(frame_errors(last, truth[chunk]))
+    report = {"dataset": dataset, "num_sequences": int(len(sequences)), "seed": int(seed)}
+    for method, parts in errors.items():
+        mse, ssim = (np.concatenate([part[index] for part in parts]) for index in (0, 1))
+        report[method] = {"mse": float(mse.mean()), "ssim": float(ssim.mean()),
+                          "mse_per_frame": mse.mean(axis=0).round(2).tolist(),
+                          "ssim_per_frame": ssim.mean(axis=0).round(4).tolist()}
+    size, name = model.frame_size, "MNIST" if dataset == "mnist" else dataset
+    report["lines"] = [
+        f"Moving {name} ({len(sequences)} sequences generated from the test digits, seed "
+        f"{seed}; not the published file), {model.num_output_frames} frames forecast from "
+        f"{model.num_input_frames}, {size}x{size}:",
+        *(f"  {label:28s} per-frame MSE {report[method]['mse']:8.2f}   SSIM "
+          f"{report[method]['ssim']:.4f}"
+          for method, label in (("model", model.name), ("copy_last", "copy the last frame"))),
+        "  MSE by frame: " + " ".join(f"{value:.1f}"
+                                      for value in report["model"]["mse_per_frame"]),
+    ]
+    return report

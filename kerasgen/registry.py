@@ -6,7 +6,8 @@ README's "Adding a model"). Names registered twice are refused.
 
 from kerasgen.model_index import unknown_model
 from kerasgen.models import (autoregressive, classifier, conditional_gan, dcgan, diffusion, draw,
-                             enhancement, inpainting, restoration, translation, vae, wgan_gp)
+                             enhancement, inpainting, restoration, translation, vae, video,
+                             wgan_gp)
 
 
 def merge_presets(*families):
@@ -36,6 +37,7 @@ MODELS = merge_presets(
     diffusion.PRESETS,
     autoregressive.PRESETS,
     draw.PRESETS,
+    video.PRESETS,
 )
 
 def register(presets, models=None):

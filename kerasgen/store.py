@@ -147,12 +147,15 @@ def describe_shipped(name):
     elif "fd" in row:
         figure = (f"{row['dataset']} domain FD {row['fd']:.2f} "
                   f"({row['fd'] / row['fd_floor']:.1f}x the real floor)")
+    elif "mse" in row:
+        figure = (f"{row['dataset']} per-frame MSE {row['mse']:.1f}, SSIM {row['ssim']:.3f} "
+                  f"(copying the last frame: {row['copy_last_mse']:.1f})")
     elif "test_accuracy" in row:
         figure = f"{row['dataset']} test accuracy {100 * row['test_accuracy']:.2f} %"
     else:
         figure = "see MODEL_CARD.md"
     return {"name": name, "model": row.get("model", "?"), "task": measured.get("task", "?"),
-            "data": measured.get("train_data", "?"), "figure": figure}
+            "data": measured.get("train_data") or "?", "figure": figure}
 
 
 def model_folder(name_or_run):

@@ -6,6 +6,8 @@ A family's training wrapper implements the contract of its kind of work:
   `generate`, optionally `figures`, a log-likelihood and an animation.
 - `ImageToImageModel` (denoising, super-resolution, translation; next inpainting and
   enhancement): `apply` to uint8 images of any size, `training_data`, `benchmark`.
+- `FrameForecaster` (the ConvLSTM video forecaster): `forecast` the next frames of uint8
+  sequences, `benchmark` on generated Moving MNIST test sequences.
 - classification: a plain compiled `keras.Model` on `(images, labels)` (the domain classifiers).
 
 A `Task` owns what follows from the kind of work: its training data, callbacks and figures,
@@ -15,6 +17,8 @@ model, on the contract it implements (`task_of`), never on model names or flags.
 """
 
 from pathlib import Path
+
+import numpy as np
 
 # --- the contracts -------------------------------------------------------------------------
 
@@ -89,6 +93,45 @@ class GenerativeModel:
         model's default), or `"exact": True`."""
         raise ValueError(f"A {self.name!r} model has no likelihood; --metric nll is for "
                          "likelihood models (the VAE family, PixelCNN); use fd, kid or score.")
+
+
+class FrameForecaster:
+    """The frame-forecasting (video prediction) contract.
+
+    Implement the properties `num_input_frames`, `num_output_frames`, `frame_size` and
+    `channels`, and `forecast(frames)` (uint8 `[N, num_input_frames, size, size, channels]`
+    -> uint8 `[N, num_output_frames, size, size, channels]`). Training data and the benchmark
+    are moving digits (`kerasgen.data.moving_mnist`) generated from the run's dataset, so a
+    forecaster needs nothing else; `benchmark`'s keyword options become flags of `kerasgen
+    evaluate`.
+    """
+
+    @property
+    def num_frames(self):
+        """Frames of a training or test sequence: the inputs and the frames to forecast."""
+        return self.num_input_frames + self.num_output_frames
+
+    def forecast(self, frames):
+        raise NotImplementedError
+
+    def test_sequences(self, num_sequences, dataset="mnist", data_dir=None, seed=0):
+        """uint8 Moving MNIST test sequences `[N, num_frames, size, size, 1]` from the test
+        digits of `dataset`; seed 0 (the default) is the benchmark's set."""
+        from kerasgen.data.moving_mnist import load_moving_mnist
+
+        return load_moving_mnist("test", num_sequences, data_dir, seed=seed, dataset=dataset,
+                                 num_frames=self.num_frames, size=self.frame_size)
+
+    def benchmark(self, dataset="mnist", data_dir=None, seed=0, num_sequences: int = 1000):
+        """Per-frame MSE (summed over the frame, intensities in [0, 1]: the papers'
+        convention) and SSIM of `forecast` over `num_sequences` generated test sequences,
+        beside the copy-last-frame baseline; a report whose `lines` print it."""
+        from kerasgen.evaluation import forecast_report
+
+        if int(num_sequences) < 1:
+            raise ValueError(f"num_sequences must be at least 1, got {num_sequences}.")
+        return forecast_report(self, self.test_sequences(num_sequences, dataset, data_dir,
+                                                         seed), dataset, seed)
 
 
 class ImageToImageModel:
@@ -191,6 +234,19 @@ class Task:
         weights, without optimizer state."""
         return copy_with_weights(model)
 
+    # `kerasgen sample` (tasks whose verb is "sample"): how many samples by default, the
+    # model's own flags, and the files written.
+    default_samples = 64
+
+    def sample_options(self, model):
+        """`{name: Option}` of the flags `kerasgen sample` takes for `model`."""
+        return {}
+
+    def sample_files(self, model, source, out, num_samples, seed=0, data_dir=None, **options):
+        """Write `model`'s samples (`source`: its run folder or shipped name) to the PNG path
+        `out` and beside it; returns the paths written."""
+        raise NotImplementedError
+
 
 class LabelledImages(Task):
     """Tasks that train on same-size arrays (and labels) from `kerasgen.data.load_arrays`."""
@@ -253,6 +309,23 @@ class Generation(LabelledImages):
     def inference_model(self, model):
         return model.inference_model()
 
+    def sample_options(self, model):
+        return method_options(model.generate)
+
+    def sample_files(self, model, source, out, num_samples, seed=0, data_dir=None, **options):
+        """The sample grid, the animation of models that draw in steps (a GIF of the same
+        name) and, for a run, its figures on the run's data."""
+        from kerasgen.files import RUN_CONFIG
+
+        paths = [write_samples(model, out, num_images=num_samples, seed=seed, **options)]
+        if model.animates:  # how the samples were drawn, step by step, beside the grid
+            paths.append(write_animation(model, Path(out).with_suffix(".gif"),
+                                         num_images=num_samples, seed=seed))
+        if (Path(source) / RUN_CONFIG).exists():  # a run's data
+            paths += write_run_figures(source, model, Path(out).parent, data_dir=data_dir,
+                                       seed=seed).values()
+        return paths
+
     def finish(self, result, config, source, data_dir):
         title = f"{config['model']}, epoch {config['epochs']}"
         result.samples_png = write_samples(result.model, result.run_dir / "samples.png",
@@ -273,6 +346,14 @@ class Classification(LabelledImages):
 
         result.test_metrics = evaluate_classifier(result.model, config, data_dir)
         write_json(result.run_dir / "metrics.json", result.test_metrics)
+
+
+def endless_data_steps(config):
+    """The run's steps per epoch, which a model that draws endless training data must set."""
+    if config["steps_per_epoch"] is None:
+        raise ValueError(f"{config['model']} draws endless training data: set "
+                         "steps_per_epoch (CLI: --steps-per-epoch N).")
+    return config["steps_per_epoch"]
 
 
 class ImageToImage(Task):
@@ -298,10 +379,7 @@ class ImageToImage(Task):
         return preset.build(seed=seed, **model_kwargs)
 
     def training_data(self, model, config, source, data_dir, initial_epoch=0):
-        steps = config["steps_per_epoch"]
-        if steps is None:
-            raise ValueError(f"{config['model']} draws endless training data: set "
-                             "steps_per_epoch (CLI: --steps-per-epoch N).")
+        steps = endless_data_steps(config)
         return model.training_data(config["dataset"], config["batch_size"], seed=config["seed"],
                                    data_dir=data_dir, start_batch=initial_epoch * steps), steps
 
@@ -310,14 +388,84 @@ class ImageToImage(Task):
                                                        data_dir)
 
 
+class Forecasting(Task):
+    """Frame forecasting: trains on moving digits generated on the fly from the run's dataset
+    (`kerasgen.data.moving_mnist`), `kerasgen sample` forecasts test sequences (a GIF and a
+    PNG), `kerasgen evaluate` scores generated test sequences (`FrameForecaster.benchmark`)."""
+
+    name = "forecasting"
+    verb = "sample"
+    contract = FrameForecaster
+    default_samples = 8
+
+    def check_config(self, preset, config):
+        if config["image_size"] is not None:
+            raise ValueError(f"{preset.name} generates its frames and takes no --image-size; "
+                             "set their size with --frame-size.")
+
+    def load(self, preset, config, data_dir):
+        from kerasgen.data.moving_mnist import load_digits
+
+        return load_digits(config["dataset"], "train", data_dir)
+
+    def build(self, preset, config, source, model_kwargs, seed):
+        return preset.build(seed=seed, **model_kwargs)
+
+    def training_data(self, model, config, source, data_dir, initial_epoch=0):
+        from kerasgen.data.moving_mnist import moving_mnist_batches
+
+        steps = endless_data_steps(config)
+        return moving_mnist_batches(source, config["batch_size"], model.num_frames,
+                                    model.frame_size, seed=config["seed"],
+                                    start_batch=initial_epoch * steps), steps
+
+    def finish(self, result, config, source, data_dir):
+        result.figures = dict(zip(("forecast_png", "forecast_gif"), self.sample_files(
+            result.model, result.run_dir, result.run_dir / "forecast.png", self.default_samples,
+            seed=config["seed"], data_dir=data_dir)))
+
+    def sample_files(self, model, source, out, num_samples, seed=0, data_dir=None, **options):
+        """Forecasts of `num_samples` test sequences (drawn with `seed`; 0 is the benchmark's
+        first ones) from the digits of the run's dataset: a PNG (per sequence, a row of the
+        true frames above a row of the input frames and the forecast) and a GIF of the same
+        name (per sequence, the truth beside the model, which shows its inputs, then its
+        forecast)."""
+        from kerasgen.visualize import save_animation, save_image_grid
+
+        del options
+        sequences = model.test_sequences(num_samples, run_dataset(source), data_dir, seed)
+        inputs = sequences[:, :model.num_input_frames]
+        shown = np.concatenate([inputs, np.asarray(model.forecast(inputs))], axis=1)
+        rows = np.stack([sequences, shown], axis=1).reshape(-1, *sequences.shape[2:])
+        png = save_image_grid(rows, out, columns=model.num_frames,
+                              title="truth (above) and inputs + forecast (below)")
+        # GIF frame t: per sequence, the truth beside the model's frame.
+        frames = np.stack([sequences, shown], axis=2).transpose(1, 0, 2, 3, 4, 5).reshape(
+            model.num_frames, -1, *sequences.shape[2:])
+        return [png, save_animation(frames, Path(out).with_suffix(".gif"), columns=2)]
+
+
+def run_dataset(source, default="mnist"):
+    """The dataset a run folder or shipped model (`source`) was trained on, from its
+    `run_config.json`; `default` for a model without one."""
+    import json
+
+    from kerasgen.files import RUN_CONFIG
+    from kerasgen.store import model_folder
+
+    path = model_folder(source) / RUN_CONFIG
+    return json.loads(path.read_text())["dataset"] if path.exists() else default
+
+
 GENERATION = Generation()
 IMAGE_TO_IMAGE = ImageToImage()
 CLASSIFICATION = Classification()
+FORECASTING = Forecasting()
 
 
 def task_of(model):
     """The task of a loaded model, by the contract it implements."""
-    for task in (GENERATION, IMAGE_TO_IMAGE):
+    for task in (GENERATION, IMAGE_TO_IMAGE, FORECASTING):
         if isinstance(model, task.contract):
             return task
     return CLASSIFICATION

@@ -1,6 +1,6 @@
-"""Autoregressive family (gated PixelCNN): causality by gradients, the exact likelihood against
-hand computations, the sampler against step-by-step draws, training, reload, distribution,
-export, CLI and bad inputs."""
+"""Autoregressive family (gated PixelCNN, PixelRNN's Row LSTM): causality by gradients, the
+exact likelihood against hand computations, the sampler against step-by-step draws, training,
+reload, distribution, export, CLI and bad inputs."""
 
 import json
 import math
@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from kerasgen import cli, distributions, export
 from kerasgen.data import load_arrays
-from kerasgen.models.autoregressive import build_gated_pixelcnn, build_pixelcnn
+from kerasgen.layers import lstm_update
+from kerasgen.models.autoregressive import (RowLSTMStep, build_gated_pixelcnn, build_pixelcnn,
+                                            build_pixelrnn, build_row_lstm)
 from kerasgen.models.base import seeded_draws
 from tests.helpers import (assert_fit_moves_weights, assert_mirrored_step_equal,
                            assert_round_trip)
@@ -74,6 +76,84 @@ def test_a_shallow_network_sees_its_reach_only():
     expected = np.zeros((4, 4), bool)
     expected[0:2, 0:3] = expected[2, 0] = True
     np.testing.assert_array_equal(seen, expected)
+
+
+# --- PixelRNN: the Row LSTM -------------------------------------------------------------------
+
+
+def test_row_lstm_sees_the_triangle_above_and_the_pixels_left_never_later_ones():
+    # Mask A reaches three pixels left and three rows up (seven columns); every Row LSTM layer
+    # adds a column each way per row up (its 1 x 3 state-to-state convolution) and, by its
+    # mask B input-to-state step, one pixel to the left.
+    network = build_row_lstm((6, 6, 1), "categorical", num_layers=2, num_filters=4, seed=2)
+    seen = dependence(network, (6, 6, 1))
+    assert not np.triu(seen).any()  # nothing at or after the pixel in raster order
+    pixel = seen[4 * 6 + 2].reshape(6, 6)  # row 4, column 2
+    expected = np.zeros((6, 6), bool)
+    expected[:4] = True  # every earlier row: the triangle is 8 columns wide from 4 rows up
+    expected[4, :2] = True
+    np.testing.assert_array_equal(pixel, expected)
+
+
+def test_row_step_is_an_lstm_over_the_row_state():
+    step = RowLSTMStep(2, kernel_size=3)
+    rng = np.random.default_rng(0)
+    gates, h, c = (rng.normal(size=(2, 1, 5, channels)).astype("float32")
+                   for channels in (8, 2, 2))
+    new_h, new_c = (value.numpy() for value in step([gates, h, c]))
+    kernel = step.state_to_state.kernel.numpy()[0]  # [3, 2, 8]: the row convolution
+    padded = np.pad(h, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    from_state = sum(padded[:, :, offset:offset + 5] @ kernel[offset] for offset in range(3))
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    i, f, g, o = np.split(gates + from_state, 4, axis=-1)  # equation 3 of the paper
+    expected_c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    np.testing.assert_allclose(new_c, expected_c, atol=1e-5)
+    np.testing.assert_allclose(new_h, sigmoid(o) * np.tanh(expected_c), atol=1e-5)
+    assert [value.shape for value in lstm_update(tf.zeros((1, 8)), tf.zeros((1, 2)))] == \
+        [(1, 2), (1, 2)]
+
+
+def tiny_row_lstm(seed=3):
+    model = build_pixelrnn(SHAPE, num_layers=2, num_filters=8, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    return model
+
+
+def test_row_lstm_trains_samples_step_by_step_and_reloads(tmp_path):
+    images, _ = digits(256)
+    model = tiny_row_lstm()
+    before = model.log_likelihood_report(images[:64])["nll"]
+    assert_fit_moves_weights(model, batches(images), steps=20)
+    assert model.log_likelihood_report(images[:64])["nll"] < before - 5
+    # The sampler (the whole network per pixel: the height is fixed) draws what a loop over
+    # the pixels draws from the same uniform noise.
+    seeds = tf.constant([3, 8])
+    sampled = model.generate(seeds).numpy()
+    noise = seeded_draws(seeds, SHAPE, distribution="uniform").numpy()
+    network = tf.function(model.network)
+    canvas = np.zeros((2, *SHAPE), "float32")
+    for index in range(64):
+        row, column = divmod(index, 8)
+        logit = network(tf.constant(canvas)).numpy()[:, row, column, 0]
+        canvas[:, row, column, 0] = noise[:, row, column, 0] < 1.0 / (1.0 + np.exp(-logit))
+    np.testing.assert_allclose(sampled, canvas * 2.0 - 1.0, atol=1e-6)
+    loaded = assert_round_trip(model, tmp_path / "row_lstm.keras",
+                               lambda m: m.fit(batches(images).take(2), epochs=1, verbose=0))
+    assert loaded.sampling == "whole_canvas" and loaded.name == "row_lstm"
+
+
+@pytest.mark.slow  # default-suite time (the unrolled rows make tracing the exports slow)
+def test_row_lstm_exports_its_sampler_and_tflite_conditionals(tmp_path):
+    model = tiny_row_lstm(seed=4)
+    seeds = tf.constant([3, 8])
+    path = export.export_saved_model(model, tmp_path, "row_lstm")
+    served = tf.saved_model.load(str(path)).signatures["sample"](seeds=seeds)["images"]
+    np.testing.assert_array_equal(served.numpy(),
+                                  np.round(model.generate(seeds).numpy() * 127.5 + 127.5))
+    tflite = export.export_tflite(model, tmp_path / "conditionals.tflite", saved_model_path=path)
+    report = export.tflite_parity(tflite, model)
+    assert report["max_abs_diff"] < 1e-5 and not report["has_nan"], report
+    assert not any(op.startswith("Flex") for op in report["ops"]), report["ops"]
 
 
 # --- the likelihood ---------------------------------------------------------------------------

@@ -175,8 +175,17 @@ DRAW_OPTIONS = {"num_steps": 3, "units": 16, "latent_dim": 4}
 DRAW_K = 5
 DRAW_NLL_IMAGES = 20
 DRAW_OUT_DIR = "draw"
+VIDEO_EPOCHS = 1
+VIDEO_STEPS_PER_EPOCH = 3
+VIDEO_OPTIONS = {"frame_size": 16, "num_input_frames": 3, "num_output_frames": 2,
+                 "patch_size": 2, "num_filters": 8}
+VIDEO_SEQUENCES = 20
+VIDEO_OUT_DIR = "convlstm"
 """, tmp_path)
     assert "on 20 test images; exact: True" in outputs
+    assert "Moving digits (20 sequences generated from the test digits" in outputs
+    assert "forecast figures: ['forecast.gif', 'forecast.png']" in outputs
+    assert "LiteRT predict vs Keras: max |diff| 0 levels" in outputs
     assert "(k=5), -ELBO" in outputs and "animation frames: (3, 8, 8, 8, 1)" in outputs
     assert "LiteRT decode vs Keras: max |diff| 0 levels" in outputs
     assert "completions grid: (24, 8, 8, 1)" in outputs

@@ -45,6 +45,10 @@ TINY_BF16_RUNS = {
     "pixelcnn": (dict(dataset="digits", batch_size=16), {"num_layers": 2, "num_filters": 8}),
     "draw": (dict(dataset="digits", batch_size=16),
              {"num_steps": 3, "units": 16, "latent_dim": 4}),
+    "row_lstm": (dict(dataset="digits", batch_size=16), {"num_layers": 1, "num_filters": 4}),
+    "convlstm": (dict(dataset="digits", batch_size=4),
+                 {"frame_size": 16, "num_input_frames": 3, "num_output_frames": 2,
+                  "patch_size": 2, "num_filters": 8}),
 }
 # The two whose bf16 runs the default suite keeps; the others run with `pytest -m slow`.
 DEFAULT_SUITE = ("dcgan", "dncnn_blind")

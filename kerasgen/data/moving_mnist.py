@@ -80,7 +80,8 @@ def moving_mnist(digits, num_sequences, num_frames=20, size=64, num_digits=2, st
     return frames[..., None]
 
 
-def load_moving_mnist(split="test", num_sequences=10_000, data_dir=None, seed=None, **options):
+def load_moving_mnist(split="test", num_sequences=10_000, data_dir=None, seed=None,
+                      dataset="mnist", **options):
     """Moving MNIST from the MNIST digits of `split` (train digits for training sequences,
     test digits for test sequences, so no test digit is seen in training).
 
@@ -89,12 +90,45 @@ def load_moving_mnist(split="test", num_sequences=10_000, data_dir=None, seed=No
         num_sequences: int. Defaults to 10,000 (the size of the published test set).
         data_dir: str. Holds `mnist/` (see `kerasgen.data.load_arrays`).
         seed: int. Defaults to 0 for test and 1 for train, so the two never share a draw.
+        dataset: str. Where the digits come from: any grey `kerasgen.data.load_arrays` name
+            (`"fashion_mnist"`, the embedded 8x8 `"digits"`). Defaults to `"mnist"`.
         **options: `moving_mnist`'s (`num_frames`, `size`, `num_digits`, `step_length`).
     """
-    from kerasgen.data import load_arrays
-
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    images, _ = load_arrays("mnist", split, data_dir)
     seed = {"test": 0, "train": 1}[split] if seed is None else seed
-    return moving_mnist(images, num_sequences, seed=seed, **options)
+    return moving_mnist(load_digits(dataset, split, data_dir), num_sequences, seed=seed,
+                        **options)
+
+
+def load_digits(dataset="mnist", split="train", data_dir=None):
+    """uint8 `[M, h, w]` grey images to move: a `kerasgen.data.load_arrays` dataset's."""
+    from kerasgen.data import load_arrays
+
+    images, _ = load_arrays(dataset, split, data_dir)
+    if images.shape[-1] != 1:
+        raise ValueError(f"Moving digits are grey; {dataset!r} has {images.shape[-1]} "
+                         "channels. Use 'mnist', 'fashion_mnist' or 'digits'.")
+    return images[..., 0]
+
+
+def moving_mnist_batches(digits, batch_size, num_frames=20, size=64, seed=0, start_batch=0,
+                         **options):
+    """An endless `tf.data.Dataset` of uint8 `[batch_size, num_frames, size, size, 1]` batches
+    of fresh sequences (the paper generates its training sequences on the fly): batch b is
+    `moving_mnist(digits, ..., seed=(seed, b))`, a function of the seed and its index alone,
+    so a resumed run gets exactly the batches it would have had. `options`: `moving_mnist`'s.
+    """
+    import tensorflow as tf
+
+    digits = np.asarray(digits)
+    moving_mnist(digits, 0, num_frames, size, **options)  # refuse bad settings now, not in fit
+
+    def make(index):
+        return moving_mnist(digits, batch_size, num_frames, size, seed=(int(seed), int(index)),
+                            **options)
+
+    shape = (batch_size, num_frames, size, size, 1)
+    batches = tf.data.Dataset.counter(start_batch, dtype=tf.int64).map(
+        lambda index: tf.ensure_shape(tf.numpy_function(make, [index], tf.uint8), shape))
+    return batches.prefetch(2)

@@ -258,3 +258,100 @@ class ImagePool(FullPrecision, keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size,
                 "image_shape": list(self.image_shape)}
+
+
+# --- recurrent building blocks (the recurrent denoiser's stages, the ConvLSTM forecaster) -----
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ZeroState(keras.layers.Layer):
+    """Zeros `[N, H, W, filters]` shaped like `inputs`: the ConvLSTM's first state."""
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        return keras.ops.zeros((shape[0], shape[1], shape[2], self.filters), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def lstm_update(gates, c):
+    """`[h', c']` of an LSTM from its pre-activation gates `[..., 4 * filters]` (input, forget,
+    candidate, output) and its cell state `c`: c' = sigma(f) c + sigma(i) tanh(g), h' =
+    sigma(o) tanh(c')."""
+    input_gate, forget_gate, candidate, output_gate = keras.ops.split(gates, 4, axis=-1)
+    c = keras.ops.sigmoid(forget_gate) * c + keras.ops.sigmoid(input_gate) * keras.ops.tanh(
+        candidate)
+    return [keras.ops.sigmoid(output_gate) * keras.ops.tanh(c), c]
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class ConvLSTMCell(keras.layers.Layer):
+    """One step of a convolutional LSTM (Shi et al. 2015, https://arxiv.org/abs/1506.04214,
+    eq. 3 without the peephole terms): `[x, h, c] -> [h', c']`, the four gates from one
+    `kernel_size` convolution of `concat(x, h)`. Calling one cell at every step shares its
+    weights; the returned state is what the next step gets.
+
+    Args:
+        filters: int. Channels of h and c.
+        kernel_size: int. Side of the gates' convolution. Defaults to 3.
+        kernel_initializer: the gates' initializer. Defaults to Glorot uniform.
+    """
+
+    def __init__(self, filters, kernel_size=3, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.gates = keras.layers.Conv2D(4 * self.filters, self.kernel_size, padding="same",
+                                         kernel_initializer=kernel_initializer, name="gates")
+
+    def build(self, input_shape):
+        x_shape, h_shape, _ = input_shape
+        self.gates.build((*x_shape[:3], x_shape[-1] + h_shape[-1]))
+
+    def call(self, inputs):
+        x, h, c = inputs
+        return lstm_update(self.gates(keras.ops.concatenate([x, h], axis=-1)), c)
+
+    def compute_output_shape(self, input_shape):
+        state = (*input_shape[0][:3], self.filters)
+        return [state, state]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class FrameAt(keras.layers.Layer):
+    """Frame `index` of a sequence: `[N, T, H, W, C] -> [N, H, W, C]` (TFLite: STRIDED_SLICE)."""
+
+    def __init__(self, index, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, sequences):
+        return sequences[:, self.index]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *input_shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class StackFrames(keras.layers.Layer):
+    """Frames `[N, H, W, C]` x T -> a sequence `[N, T, H, W, C]` (TFLite: PACK)."""
+
+    def call(self, frames):
+        return keras.ops.stack(frames, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], len(input_shape), *input_shape[0][1:])

@@ -39,6 +39,11 @@ LOG_PROB_BATCH = 500
 SAMPLING_METHODS = ("row_cache", "causal_crop", "whole_canvas")
 
 
+def check_sampling_method(method):
+    if method not in SAMPLING_METHODS:
+        raise ValueError(f"Unknown sampling method {method!r}; valid: {list(SAMPLING_METHODS)}.")
+
+
 @keras.saving.register_keras_serializable(package="kerasgen")
 class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, SeededModel):
     """Trains an autoregressive network (`build_gated_pixelcnn`) on the exact NLL with `fit`.
@@ -51,6 +56,9 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
             Defaults to `"bernoulli"`.
         binarize: str. `"dynamic"` (Bernoulli only: a fresh binary draw of every image at
             every step) or `"none"`. Defaults to `"dynamic"` for Bernoulli, else `"none"`.
+        sampling: str. How `generate` runs the pixel loop (`SAMPLING_METHODS`, see
+            `sample_loop`): `"row_cache"` (the default) needs a gated PixelCNN network; any
+            other causal network (the Row LSTM, of fixed height) samples by `"whole_canvas"`.
         seed: int. Seed of the binarisation stream. Defaults to None.
 
     Trackers: `loss` (the negative log-likelihood, nats per image) and `bits_per_dim`.
@@ -62,9 +70,10 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
     epoch_samples = 16  # 784 network passes per 28x28 batch: about 25 s on 2 cores
     nested = ("network",)
 
-    def __init__(self, network, image_shape, likelihood="bernoulli", binarize=None, seed=None,
-                 **kwargs):
+    def __init__(self, network, image_shape, likelihood="bernoulli", binarize=None,
+                 sampling="row_cache", seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
+        check_sampling_method(sampling)
         if likelihood not in LIKELIHOOD_OUTPUTS:
             raise ValueError(f"Unknown likelihood {likelihood!r}; valid: "
                              f"{list(LIKELIHOOD_OUTPUTS)}.")
@@ -76,6 +85,7 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
         self.image_shape = tuple(int(size) for size in image_shape)
         self.likelihood = likelihood
         self.binarize = distributions.check_binarize(binarize, likelihood)
+        self.sampling = sampling
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
         self._samplers = {}
@@ -251,9 +261,7 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
                 rows below never reach it); `"whole_canvas"`: the whole network on the
                 whole canvas per pixel (the naive loop).
         """
-        if method not in SAMPLING_METHODS:
-            raise ValueError(f"Unknown sampling method {method!r}; valid: "
-                             f"{list(SAMPLING_METHODS)}.")
+        check_sampling_method(method)
         height, width, _ = self.image_shape
         start = tf.cast(start, tf.int32)
         noise = tf.convert_to_tensor(noise, tf.float32)
@@ -313,7 +321,7 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
         noise = seeded_draws(seeds, self.image_shape, distribution="uniform")
         if canvas is None:
             canvas = tf.zeros_like(noise)
-        return self.sample_loop(noise, labels, canvas, start)
+        return self.sample_loop(noise, labels, canvas, start, method=self.sampling)
 
     def generate(self, inputs):
         """Images in [-1, 1] for what `sample_inputs` returns: pixel i drawn from p(x_i |
@@ -412,5 +420,6 @@ class PixelCNN(SeedSampling, NestedObjects, SingleOptimizer, GenerativeModel, Se
             "image_shape": list(self.image_shape),
             "likelihood": self.likelihood,
             "binarize": self.binarize,
+            "sampling": self.sampling,
         })
         return config

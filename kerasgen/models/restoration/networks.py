@@ -14,7 +14,8 @@ from typing import Callable
 import keras
 from keras import layers
 
-from kerasgen.layers import BatchNormalization, NoiseLevelMap, PixelShuffle, PixelUnshuffle
+from kerasgen.layers import (BatchNormalization, ConvLSTMCell, NoiseLevelMap, PixelShuffle,
+                             PixelUnshuffle, ZeroState)
 from kerasgen.layers.degradations import BicubicDownscale, GaussianNoise
 
 
@@ -202,57 +203,6 @@ def build_drrn(scale=3, channels=1, num_recursions=9, num_filters=128, seed=None
         x = layers.Add(name=f"unit{unit}")([entry, residual])
     out = conv(channels, "exit", initializer="zeros")(layers.ReLU(name="exit_relu")(x))
     return keras.Model(low, layers.Add(name="global_residual")([upscaled, out]), name=name)
-
-
-@keras.saving.register_keras_serializable(package="kerasgen")
-class ZeroState(layers.Layer):
-    """Zeros `[N, H, W, filters]` shaped like `inputs`: the ConvLSTM's first state."""
-
-    def __init__(self, filters, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-
-    def call(self, inputs):
-        shape = keras.ops.shape(inputs)
-        return keras.ops.zeros((shape[0], shape[1], shape[2], self.filters), inputs.dtype)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:3], self.filters)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
-
-
-@keras.saving.register_keras_serializable(package="kerasgen")
-class ConvLSTMCell(layers.Layer):
-    """One step of a convolutional LSTM (Shi et al. 2015): `[x, h, c] -> [h', c']`, the four
-    gates from one 3x3 convolution of `concat(x, h)`. Calling one cell at every stage shares
-    its weights; the returned state is what the next stage gets."""
-
-    def __init__(self, filters, kernel_initializer="glorot_uniform", **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.gates = layers.Conv2D(4 * self.filters, 3, padding="same",
-                                   kernel_initializer=kernel_initializer, name="gates")
-
-    def build(self, input_shape):
-        x_shape, h_shape, _ = input_shape
-        self.gates.build((*x_shape[:3], x_shape[-1] + h_shape[-1]))
-
-    def call(self, inputs):
-        x, h, c = inputs
-        gates = self.gates(keras.ops.concatenate([x, h], axis=-1))
-        input_gate, forget_gate, candidate, output_gate = keras.ops.split(gates, 4, axis=-1)
-        c = (keras.ops.sigmoid(forget_gate) * c
-             + keras.ops.sigmoid(input_gate) * keras.ops.tanh(candidate))
-        return [keras.ops.sigmoid(output_gate) * keras.ops.tanh(c), c]
-
-    def compute_output_shape(self, input_shape):
-        state = (*input_shape[0][:3], self.filters)
-        return [state, state]
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
 
 
 def build_recurrent_denoiser(channels=1, num_stages=4, num_filters=32, num_blocks=3,
