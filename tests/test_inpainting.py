@@ -370,6 +370,7 @@ def test_apply_keeps_known_pixels_exactly_on_odd_sizes(trained):
     assert batch.shape == (2, 37, 53, 3)
 
 
+@pytest.mark.slow  # default-suite time (21 s); the adversarial members' test keeps an export
 def test_saved_model_and_tflite_parity_on_odd_sizes(trained, tmp_path):
     image, mask = photo(45, 61, index=0)[None], stroke_mask(45, 61)[None]
     report = assert_export_parity(trained, tmp_path, [image, mask])
