@@ -125,6 +125,7 @@ def test_resume_continues_and_refuses_other_settings(tmp_path, capsys):
     assert json.loads((run_dir / "run_config.json").read_text())["batch_size"] == 32
 
 
+@pytest.mark.slow  # default-suite time (27 s); the VAE CLI test keeps a resumed run in it
 def test_sigkill_mid_run_resumes_from_last_epoch(tmp_path):
     """A run killed by SIGKILL continues from its last checkpoint with the same command."""
     run_dir = tmp_path / "run"
