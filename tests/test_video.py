@@ -125,6 +125,7 @@ def test_mirrored_step_equals_single_device(mirrored_strategy, digits):
 # --- export -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # default-suite time; the CLI test's run exports and checks TFLite parity too
 def test_export_signature_rest_and_tflite_parity(tmp_path, digits):
     model = tiny_forecaster(seed=5)
     model.fit(batches(digits, model), epochs=1, steps_per_epoch=3, verbose=0)
