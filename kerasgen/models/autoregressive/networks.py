@@ -98,6 +98,27 @@ def _horizontal_path(x, from_above, embedded, likelihood, num_filters, reach, se
         kernel_initializer=_initializer(seed), name=name))(x)
 
 
+def check_network_arguments(model, image_shape, likelihood, num_layers, num_filters,
+                            kernel_size):
+    """Refuse what an autoregressive network of `model` (its name in messages) cannot build:
+    an unknown likelihood, colour images, fewer than one layer or filter, an even or < 3
+    kernel."""
+    if likelihood not in LIKELIHOOD_OUTPUTS:
+        raise ValueError(f"Unknown likelihood {likelihood!r}; valid: "
+                         f"{list(LIKELIHOOD_OUTPUTS)}.")
+    if len(image_shape) != 3 or image_shape[-1] != 1:
+        raise ValueError(
+            f"The {model} here models one channel (binary or grey), got images of shape "
+            f"{tuple(image_shape)}; colour needs the paper's R->G->B channel masks, which are "
+            "not built yet. Train on grey data (e.g. mnist, fashion_mnist).")
+    for label, value, least in (("num_layers", num_layers, 1), ("num_filters", num_filters, 1),
+                                ("kernel_size", kernel_size, 3)):
+        if int(value) < least:
+            raise ValueError(f"{label} must be at least {least}, got {value}.")
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (a centred kernel), got {kernel_size}.")
+
+
 def build_gated_pixelcnn(image_shape, likelihood="bernoulli", num_layers: int = 12,
                          num_filters: int = 64, kernel_size: int = 5, num_classes=None,
                          seed=None, name="pixelcnn"):
@@ -124,20 +145,8 @@ def build_gated_pixelcnn(image_shape, likelihood="bernoulli", num_layers: int = 
 
     Reference: https://arxiv.org/abs/1606.05328, figure 2.
     """
-    if likelihood not in LIKELIHOOD_OUTPUTS:
-        raise ValueError(f"Unknown likelihood {likelihood!r}; valid: "
-                         f"{list(LIKELIHOOD_OUTPUTS)}.")
-    if len(image_shape) != 3 or image_shape[-1] != 1:
-        raise ValueError(
-            f"The gated PixelCNN here models one channel (binary or grey), got images of shape "
-            f"{tuple(image_shape)}; colour needs the paper's R->G->B channel masks, which are "
-            "not built yet. Train on grey data (e.g. mnist, fashion_mnist).")
-    for label, value, least in (("num_layers", num_layers, 1), ("num_filters", num_filters, 1),
-                                ("kernel_size", kernel_size, 3)):
-        if int(value) < least:
-            raise ValueError(f"{label} must be at least {least}, got {value}.")
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (a centred receptive step), got {kernel_size}.")
+    check_network_arguments("gated PixelCNN", image_shape, likelihood, num_layers, num_filters,
+                            kernel_size)
     reach = kernel_size // 2
     images = keras.Input((None, None, 1), name="images")
     inputs = [images]

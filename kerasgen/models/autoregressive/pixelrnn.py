@@ -21,7 +21,7 @@ import keras
 from keras import layers
 
 from kerasgen.layers import ZeroState, lstm_update
-from kerasgen.models.autoregressive.networks import LIKELIHOOD_OUTPUTS
+from kerasgen.models.autoregressive.networks import LIKELIHOOD_OUTPUTS, check_network_arguments
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -77,18 +77,8 @@ def build_row_lstm(image_shape, likelihood="bernoulli", num_layers: int = 4,
         seed: int. Seed of the weight initialisers. Defaults to None.
         name: str. Defaults to `"row_lstm"`.
     """
-    if likelihood not in LIKELIHOOD_OUTPUTS:
-        raise ValueError(f"Unknown likelihood {likelihood!r}; valid: "
-                         f"{list(LIKELIHOOD_OUTPUTS)}.")
-    if len(image_shape) != 3 or image_shape[-1] != 1:
-        raise ValueError(f"The Row LSTM here models one channel (binary or grey), got images of "
-                         f"shape {tuple(image_shape)}. Train on grey data (e.g. mnist).")
-    for label, value, least in (("num_layers", num_layers, 1), ("num_filters", num_filters, 1),
-                                ("kernel_size", kernel_size, 3)):
-        if int(value) < least:
-            raise ValueError(f"{label} must be at least {least}, got {value}.")
-    if kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (a centred row kernel), got {kernel_size}.")
+    check_network_arguments("Row LSTM", image_shape, likelihood, num_layers, num_filters,
+                            kernel_size)
     height = int(image_shape[0])
     counter = iter(range(10_000))
 
