@@ -1,8 +1,10 @@
 """Autoregressive and recurrent generative models on dynamically binarized MNIST (gated
-PixelCNN, Row LSTM, DRAW): test NLL against training time, and PixelCNN sampling speed three ways.
+PixelCNN, Row LSTM, Diagonal BiLSTM, DRAW): test NLL against training time, and PixelCNN
+sampling speed three ways.
 
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py train \
-        [--model pixelcnn|row_lstm|draw] [--curve-images 1000] [--curve-k 1] [--final-k K] \
+        [--model pixelcnn|row_lstm|diagonal_bilstm|draw] [--curve-images 1000] \
+        [--curve-k 1] [--final-k K] \
         [--out benchmarks/results]
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py checkpoints \
         RUN_DIR [--curve-images 1000] [--curve-k 1] [--every 1]

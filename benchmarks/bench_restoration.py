@@ -48,6 +48,8 @@ PLAN = {
     **{f"fsrcnn_x{scale}": ("fsrcnn", {"scale": scale}, 100 if scale == 3 else 30,
                             f"fsrcnn_x{scale}", [("Set5", None, scale), ("Set14", None, scale)])
        for scale in (2, 3, 4)},
+    # DRRN B1U9 costs about 400x FSRCNN's CPU per step (its FLOPs are at the HR size).
+    "drrn_x3": ("drrn", {}, 5, "drrn_x3", [("Set5", None, 3), ("Set14", None, 3)]),
 }
 # Published tables (DnCNN paper table 2/3, FFDNet, FSRCNN table 3, EDSR), in dB.
 ANCHORS = {("BSD68", 15.0, None): "BM3D 31.07, DnCNN-S 31.73",
@@ -158,6 +160,7 @@ def earlier_training(init_from):
 def model_card(name, model_name, epochs, model, timing, rows, hardware, earlier=None):
     preset = registry.get_preset(model_name)
     description = preset.description
+    learning_rate = preset.learning_rate_schedule.args[0]
     if model.scale > 1:
         description = description.replace("x3", f"x{model.scale}")
     lines = [
@@ -168,7 +171,7 @@ def model_card(name, model_name, epochs, model, timing, rows, hardware, earlier=
         f"- Data: `{preset.dataset}` (under KERASGEN_DATA_DIR), random patches with flips and "
         "rotations, degraded on the fly.",
         f"- Steps: {timing['steps']} at batch {preset.batch_size} ({epochs} epochs of "
-        f"{STEPS_PER_EPOCH}), Adam 1e-3, 1e-4 from epoch "
+        f"{STEPS_PER_EPOCH}), Adam {learning_rate:g}, {learning_rate / 10:g} from epoch "
         f"{math.ceil(preset.learning_rate_schedule.keywords['drop_at'] * epochs) + 1}.",
         f"- Hardware and budget: {hardware}; {timing['wall_s'] / 60:.1f} min wall, "
         f"{timing['cpu_s'] / 60:.1f} CPU-min. No GPU was available: this is a CPU-budget "

@@ -1,4 +1,5 @@
-"""Autoregressive family (gated PixelCNN, PixelRNN's Row LSTM): causality by gradients, the
+"""Autoregressive family (gated PixelCNN, PixelRNN's Row LSTM and Diagonal BiLSTM): causality by
+gradients, the
 exact likelihood against hand computations, the sampler against step-by-step draws, training,
 reload, distribution, export, CLI and bad inputs."""
 
@@ -13,8 +14,10 @@ import tensorflow as tf
 from kerasgen import cli, distributions, export
 from kerasgen.data import load_arrays
 from kerasgen.layers import lstm_update
-from kerasgen.models.autoregressive import (RowLSTMStep, build_gated_pixelcnn, build_pixelcnn,
-                                            build_pixelrnn, build_row_lstm)
+from kerasgen.models.autoregressive import (DiagonalLSTM, RowLSTMStep, build_diagonal_bilstm,
+                                            build_gated_pixelcnn, build_pixelcnn, build_pixelrnn,
+                                            build_row_lstm)
+from kerasgen.models.autoregressive.pixelrnn import skew, unskew
 from kerasgen.models.base import seeded_draws
 from tests.helpers import (assert_fit_moves_weights, assert_mirrored_step_equal,
                            assert_round_trip)
@@ -95,6 +98,58 @@ def test_row_lstm_sees_the_triangle_above_and_the_pixels_left_never_later_ones()
     np.testing.assert_array_equal(pixel, expected)
 
 
+# --- PixelRNN: the Diagonal BiLSTM -------------------------------------------------------------
+
+
+def test_skew_shifts_each_row_by_its_index_and_unskew_inverts_it():
+    images = np.arange(1, 2 * 3 * 4 + 1, dtype="float32").reshape(2, 3, 4, 1)
+    skewed = keras.ops.convert_to_numpy(skew(images))
+    expected = np.zeros((2, 3, 6, 1), "float32")
+    for row in range(3):
+        expected[:, row, row:row + 4] = images[:, row]
+    np.testing.assert_array_equal(skewed, expected)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(unskew(skewed, 4)), images)
+
+
+def test_diagonal_bilstm_sees_every_earlier_pixel_but_the_last_of_the_row_above():
+    # Every layer sees the whole past (the Row LSTM's triangle misses the corners): the
+    # left-to-right LSTM everything above and to the left, the right-to-left one (shifted down
+    # a row) everything in the rows above from the pixel's column on. The one gap is the
+    # shift's: the last pixel of the row above reaches a row only through mask A's features
+    # three columns left of it, so the first W - 4 pixels of the row never see it, in a second
+    # layer too. Nothing at or after the pixel is ever seen.
+    network = build_diagonal_bilstm((6, 6, 1), "categorical", num_layers=2, num_filters=4,
+                                    seed=2)
+    seen = dependence(network, (6, 6, 1))
+    expected = np.tril(np.ones_like(seen), k=-1)
+    for row in range(1, 6):
+        expected[row * 6:row * 6 + 2, row * 6 - 1] = False  # columns 0, 1 of row `row`
+    np.testing.assert_array_equal(seen, expected)
+
+
+def test_diagonal_lstm_runs_the_lstm_down_the_diagonals():
+    # One direction against a numpy loop over the skewed map's columns: the state of a cell
+    # comes from the previous column's cell above and cell itself (the 2 x 1 kernel).
+    layer = build_diagonal_bilstm((3, 4, 1), num_layers=1, num_filters=2, seed=0).get_layer(
+        "layer0_left_to_right")
+    gates = np.random.default_rng(1).normal(size=(1, 3, 4, 8)).astype("float32")
+    kernel = layer.state_to_state.kernel.numpy()  # [2, 1, h, 4h]: the cell above, the cell
+    sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    skewed = np.zeros((3, 6, 8), "float32")
+    for row in range(3):
+        skewed[row, row:row + 4] = gates[0, row]
+    h = c = np.zeros((3, 2), "float32")
+    hidden = np.zeros((3, 6, 2), "float32")
+    for column in range(6):
+        above = np.vstack([np.zeros((1, 2), "float32"), h[:-1]])
+        i, f, g, o = np.split(skewed[:, column] + above @ kernel[0, 0] + h @ kernel[1, 0], 4,
+                              axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = hidden[:, column] = sigmoid(o) * np.tanh(c)
+    expected = np.stack([hidden[row, row:row + 4] for row in range(3)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(gates))[0], expected, atol=1e-5)
+
+
 def test_row_step_is_an_lstm_over_the_row_state():
     step = RowLSTMStep(2, kernel_size=3)
     rng = np.random.default_rng(0)
@@ -113,15 +168,21 @@ def test_row_step_is_an_lstm_over_the_row_state():
         [(1, 2), (1, 2)]
 
 
-def tiny_row_lstm(seed=3):
-    model = build_pixelrnn(SHAPE, num_layers=2, num_filters=8, seed=seed)
+PIXELRNNS = ["row_lstm", "diagonal_bilstm"]
+# Default-suite time: the wrapper is the gated PixelCNN's; one recurrent network trains there.
+ONE_PIXELRNN = [pytest.param("row_lstm", marks=pytest.mark.slow), "diagonal_bilstm"]
+
+
+def tiny_pixelrnn(network="row_lstm", seed=3):
+    model = build_pixelrnn(SHAPE, network=network, num_layers=2, num_filters=8, seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     return model
 
 
-def test_row_lstm_trains_samples_step_by_step_and_reloads(tmp_path):
+@pytest.mark.parametrize("network", ONE_PIXELRNN)
+def test_pixelrnn_trains_samples_step_by_step_and_reloads(tmp_path, network):
     images, _ = digits(256)
-    model = tiny_row_lstm()
+    model = tiny_pixelrnn(network)
     before = model.log_likelihood_report(images[:64])["nll"]
     assert_fit_moves_weights(model, batches(images), steps=20)
     assert model.log_likelihood_report(images[:64])["nll"] < before - 5
@@ -130,23 +191,24 @@ def test_row_lstm_trains_samples_step_by_step_and_reloads(tmp_path):
     seeds = tf.constant([3, 8])
     sampled = model.generate(seeds).numpy()
     noise = seeded_draws(seeds, SHAPE, distribution="uniform").numpy()
-    network = tf.function(model.network)
+    conditionals = tf.function(model.network)
     canvas = np.zeros((2, *SHAPE), "float32")
     for index in range(64):
         row, column = divmod(index, 8)
-        logit = network(tf.constant(canvas)).numpy()[:, row, column, 0]
+        logit = conditionals(tf.constant(canvas)).numpy()[:, row, column, 0]
         canvas[:, row, column, 0] = noise[:, row, column, 0] < 1.0 / (1.0 + np.exp(-logit))
     np.testing.assert_allclose(sampled, canvas * 2.0 - 1.0, atol=1e-6)
-    loaded = assert_round_trip(model, tmp_path / "row_lstm.keras",
+    loaded = assert_round_trip(model, tmp_path / f"{network}.keras",
                                lambda m: m.fit(batches(images).take(2), epochs=1, verbose=0))
-    assert loaded.sampling == "whole_canvas" and loaded.name == "row_lstm"
+    assert loaded.sampling == "whole_canvas" and loaded.name == network
 
 
-@pytest.mark.slow  # default-suite time (the unrolled rows make tracing the exports slow)
-def test_row_lstm_exports_its_sampler_and_tflite_conditionals(tmp_path):
-    model = tiny_row_lstm(seed=4)
+@pytest.mark.slow  # default-suite time (the unrolled recurrences make tracing the exports slow)
+@pytest.mark.parametrize("network", PIXELRNNS)
+def test_pixelrnn_exports_its_sampler_and_tflite_conditionals(tmp_path, network):
+    model = tiny_pixelrnn(network, seed=4)
     seeds = tf.constant([3, 8])
-    path = export.export_saved_model(model, tmp_path, "row_lstm")
+    path = export.export_saved_model(model, tmp_path, network)
     served = tf.saved_model.load(str(path)).signatures["sample"](seeds=seeds)["images"]
     np.testing.assert_array_equal(served.numpy(),
                                   np.round(model.generate(seeds).numpy() * 127.5 + 127.5))
@@ -286,6 +348,17 @@ def test_mirrored_step_equals_single_device(mirrored_strategy):
                                mirrored_strategy, metrics=("loss", "bits_per_dim"))
 
 
+@pytest.mark.slow  # default-suite time; the wrapper's step is checked above with the gated network
+@pytest.mark.parametrize("network", PIXELRNNS)
+def test_pixelrnn_mirrored_step_equals_single_device(mirrored_strategy, network):
+    # The unrolled recurrences share one step's weights per layer: their gradients sum over
+    # the rows (columns) and the replicas alike.
+    images, _ = digits(16)
+    data = tf.data.Dataset.from_tensor_slices(images.astype("float32") / 127.5 - 1.0).batch(16)
+    assert_mirrored_step_equal(lambda: tiny_pixelrnn(network, seed=5), data, mirrored_strategy,
+                               metrics=("loss", "bits_per_dim"))
+
+
 # --- export -----------------------------------------------------------------------------------
 
 
@@ -365,6 +438,14 @@ def test_bad_inputs_are_refused_with_the_fix():
         build_pixelcnn(SHAPE, likelihood="categorical", binarize="dynamic")
     with pytest.raises(ValueError, match="Unknown likelihood 'gaussian'"):
         build_pixelcnn(SHAPE, likelihood="gaussian")
+    with pytest.raises(ValueError, match="Unknown PixelRNN network 'diagonal'; valid: "):
+        build_pixelrnn(SHAPE, network="diagonal")
+    with pytest.raises(ValueError, match="num_filters must be at least 1, got 0"):
+        build_pixelrnn(SHAPE, network="diagonal_bilstm", num_filters=0)
+    with pytest.raises(TypeError, match="kernel_size"):  # its 2 x 1 state kernel is fixed
+        build_pixelrnn(SHAPE, network="diagonal_bilstm", kernel_size=5)
+    with pytest.raises(ValueError, match="DiagonalLSTM needs a fixed image size"):
+        DiagonalLSTM(2)(keras.Input((8, None, 8)))
     model = tiny_pixelcnn(binarize="none")
     grey = np.full((2, *SHAPE), 100, np.uint8)
     with pytest.raises(ValueError, match="scores binary images .* binarize them first"):

@@ -32,11 +32,12 @@ def test_list_and_unknown_model_errors(capsys):
                           .read_text())["rows"][0]
     assert "dncnn_grey_s25" in shipped and f"{recorded['psnr']:.2f} dB" in shipped
     assert listed == ["beta_vae", "cgan", "classifier", "context_encoder", "convlstm", "cvae",
-                      "cyclegan", "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2", "dncnn",
-                      "dncnn_blind", "dncnn_color", "draw", "drrn", "edsr", "espcn", "ffdnet",
-                      "ffdnet_color", "fsrcnn", "iwae", "lowlight_unet", "pconv_unet", "pix2pix",
-                      "pixelcnn", "pixelcnn_conditional", "pixelcnn_grey", "recurrent_denoiser",
-                      "row_lstm", "vae", "wgan_gp", "zero_dce", "zero_dce_plus"]
+                      "cyclegan", "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2",
+                      "diagonal_bilstm", "dncnn", "dncnn_blind", "dncnn_color", "draw", "drrn",
+                      "edsr", "espcn", "ffdnet", "ffdnet_color", "fsrcnn", "iwae",
+                      "lowlight_unet", "pconv_unet", "pix2pix", "pixelcnn",
+                      "pixelcnn_conditional", "pixelcnn_grey", "recurrent_denoiser", "row_lstm",
+                      "vae", "wgan_gp", "zero_dce", "zero_dce_plus"]
     valid = "Valid models: " + ", ".join(listed)
     assert cli.main(["train", "stylegan9"]) == 2
     assert f"Unknown model 'stylegan9'. {valid}" in capsys.readouterr().err

@@ -46,6 +46,8 @@ TINY_BF16_RUNS = {
     "draw": (dict(dataset="digits", batch_size=16),
              {"num_steps": 3, "units": 16, "latent_dim": 4}),
     "row_lstm": (dict(dataset="digits", batch_size=16), {"num_layers": 1, "num_filters": 4}),
+    "diagonal_bilstm": (dict(dataset="digits", batch_size=16),
+                        {"num_layers": 1, "num_filters": 4}),
     "convlstm": (dict(dataset="digits", batch_size=4),
                  {"frame_size": 16, "num_input_frames": 3, "num_output_frames": 2,
                   "patch_size": 2, "num_filters": 8}),

@@ -99,10 +99,10 @@ def _horizontal_path(x, from_above, embedded, likelihood, num_filters, reach, se
 
 
 def check_network_arguments(model, image_shape, likelihood, num_layers, num_filters,
-                            kernel_size):
+                            kernel_size=None):
     """Refuse what an autoregressive network of `model` (its name in messages) cannot build:
     an unknown likelihood, colour images, fewer than one layer or filter, an even or < 3
-    kernel."""
+    kernel (None: the network has no kernel size to choose)."""
     if likelihood not in LIKELIHOOD_OUTPUTS:
         raise ValueError(f"Unknown likelihood {likelihood!r}; valid: "
                          f"{list(LIKELIHOOD_OUTPUTS)}.")
@@ -111,11 +111,12 @@ def check_network_arguments(model, image_shape, likelihood, num_layers, num_filt
             f"The {model} here models one channel (binary or grey), got images of shape "
             f"{tuple(image_shape)}; colour needs the paper's R->G->B channel masks, which are "
             "not built yet. Train on grey data (e.g. mnist, fashion_mnist).")
-    for label, value, least in (("num_layers", num_layers, 1), ("num_filters", num_filters, 1),
-                                ("kernel_size", kernel_size, 3)):
+    sizes = [("num_layers", num_layers, 1), ("num_filters", num_filters, 1)]
+    for label, value, least in sizes + ([] if kernel_size is None else
+                                        [("kernel_size", kernel_size, 3)]):
         if int(value) < least:
             raise ValueError(f"{label} must be at least {least}, got {value}.")
-    if kernel_size % 2 == 0:
+    if kernel_size is not None and kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd (a centred kernel), got {kernel_size}.")
 
 

@@ -5,7 +5,7 @@ import functools
 from kerasgen.callbacks import LinearDecay
 from kerasgen.models.autoregressive.networks import build_gated_pixelcnn
 from kerasgen.models.autoregressive.pixelcnn import PixelCNN
-from kerasgen.models.autoregressive.pixelrnn import build_row_lstm
+from kerasgen.models.autoregressive.pixelrnn import build_diagonal_bilstm, build_row_lstm
 from kerasgen.models.preset import ModelPreset, forwards_kwargs
 from kerasgen.tasks import Generation
 
@@ -35,20 +35,35 @@ def build_pixelcnn(image_shape, likelihood: str = "bernoulli", binarize=None, nu
                     name=name or ("pixelcnn_conditional" if num_classes else "pixelcnn"))
 
 
-@forwards_kwargs(lambda kwargs: (build_row_lstm,))
-def build_pixelrnn(image_shape, likelihood: str = "bernoulli", binarize=None, seed=None,
-                   name=None, **network_options):
-    """A `PixelCNN` wrapper around a fresh Row LSTM network (PixelRNN, `build_row_lstm`), which
-    samples with the whole network per pixel (its height is fixed).
+# The PixelRNN networks (van den Oord et al. 2016, section 3) by name.
+PIXELRNN_NETWORKS = {"row_lstm": build_row_lstm, "diagonal_bilstm": build_diagonal_bilstm}
+
+
+def _pixelrnn_network(name):
+    if name not in PIXELRNN_NETWORKS:
+        raise ValueError(f"Unknown PixelRNN network {name!r}; valid: {list(PIXELRNN_NETWORKS)}.")
+    return PIXELRNN_NETWORKS[name]
+
+
+@forwards_kwargs(lambda kwargs: (_pixelrnn_network(kwargs.get("network", "row_lstm")),))
+def build_pixelrnn(image_shape, network: str = "row_lstm", likelihood: str = "bernoulli",
+                   binarize=None, seed=None, name=None, **network_options):
+    """A `PixelCNN` wrapper around a fresh PixelRNN network (`build_row_lstm` or
+    `build_diagonal_bilstm`), which samples with the whole network per pixel (the recurrences
+    fix the image's height, and the Diagonal BiLSTM's width too).
 
     Args:
         image_shape, likelihood, binarize, seed: as `build_pixelcnn`.
-        name: str. Defaults to `"row_lstm"`.
-        **network_options: `build_row_lstm`'s (`num_layers`, `num_filters`, `kernel_size`).
+        network: str. `"row_lstm"` or `"diagonal_bilstm"` (`PIXELRNN_NETWORKS`). Defaults to
+            `"row_lstm"`.
+        name: str. Defaults to the network's name.
+        **network_options: the network builder's (`num_layers`, `num_filters`; the Row LSTM's
+            `kernel_size`).
     """
-    network = build_row_lstm(image_shape, likelihood=likelihood, seed=seed, **network_options)
-    return PixelCNN(network, image_shape, likelihood=likelihood, binarize=binarize,
-                    sampling="whole_canvas", seed=seed, name=name or "row_lstm")
+    built = _pixelrnn_network(network)(image_shape, likelihood=likelihood, seed=seed,
+                                       **network_options)
+    return PixelCNN(built, image_shape, likelihood=likelihood, binarize=binarize,
+                    sampling="whole_canvas", seed=seed, name=name or network)
 
 
 # Sized for a 2-core CPU (measured here: 1.4 s per step of 64 at 28x28, 47 images/s): 8 gated
@@ -61,6 +76,9 @@ _CPU_NETWORK = {"num_layers": 8, "num_filters": 32, "kernel_size": 5}
 # The Row LSTM's rows run one after the other (28 dependent steps per layer): 4 layers of
 # h = 32 for a CPU, where the paper stacks up to 12.
 _ROW_LSTM_NETWORK = {"num_layers": 4, "num_filters": 32}
+# Each Diagonal BiLSTM layer runs 55 dependent columns per direction at 28x28 (the paper: 1-7
+# layers for MNIST; 2 here for a CPU).
+_DIAGONAL_BILSTM_NETWORK = {"network": "diagonal_bilstm", "num_layers": 2, "num_filters": 32}
 PRESETS = {
     "pixelcnn": ModelPreset(
         name="pixelcnn",
@@ -78,6 +96,13 @@ PRESETS = {
                     "with masked input-to-state convolutions, exact NLL; dynamically binarized "
                     "MNIST",
         task=Generation(), model_kwargs=_ROW_LSTM_NETWORK, **{**_MNIST, "build": build_pixelrnn}),
+    "diagonal_bilstm": ModelPreset(
+        name="diagonal_bilstm",
+        description="PixelRNN's Diagonal BiLSTM (van den Oord et al. 2016): LSTMs over the "
+                    "skewed image's columns in both directions, exact NLL; dynamically "
+                    "binarized MNIST",
+        task=Generation(), model_kwargs=_DIAGONAL_BILSTM_NETWORK,
+        **{**_MNIST, "build": build_pixelrnn}),
     "pixelcnn_grey": ModelPreset(
         name="pixelcnn_grey",
         description="Gated PixelCNN with a 256-way softmax per pixel (8-bit grey levels); "
