@@ -347,6 +347,27 @@ class FrameAt(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
+class SplitAxis(keras.layers.Layer):
+    """`[N, ..., S, ...] -> S` tensors of size 1 along `axis` (a recurrence's steps; TFLite:
+    SPLIT). One split, not a crop per step: each crop's gradient is a whole map of zeros."""
+
+    def __init__(self, axis, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+
+    def call(self, inputs):
+        return keras.ops.split(inputs, inputs.shape[self.axis], axis=self.axis)
+
+    def compute_output_shape(self, input_shape):
+        step = list(input_shape)
+        step[self.axis] = 1
+        return [tuple(step)] * input_shape[self.axis]
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
 class StackFrames(keras.layers.Layer):
     """Frames `[N, H, W, C]` x T -> a sequence `[N, T, H, W, C]` (TFLite: PACK)."""
 

@@ -30,7 +30,7 @@ image size is fixed) with pad / reshape / slice ops that convert to TFLite built
 import keras
 from keras import layers, ops
 
-from kerasgen.layers import ZeroState, lstm_update
+from kerasgen.layers import SplitAxis, ZeroState, lstm_update
 from kerasgen.models.autoregressive.networks import LIKELIHOOD_OUTPUTS, check_network_arguments
 
 
@@ -143,8 +143,7 @@ def build_row_lstm(image_shape, likelihood="bernoulli", num_layers: int = 4,
         step = RowLSTMStep(num_filters, kernel_size, name=f"{prefix}_rows",
                            kernel_initializer=initializer())
         # 3. The LSTM runs down the rows; its state is a whole row.
-        rows = [layers.Cropping2D(((row, height - 1 - row), (0, 0)), name=f"{prefix}_row{row}")(
-            input_gates) for row in range(height)]
+        rows = SplitAxis(1, name=f"{prefix}_split_rows")(input_gates)
         h = c = ZeroState(num_filters, name=f"{prefix}_initial_state")(rows[0])
         outputs = []
         for row in rows:
@@ -208,13 +207,14 @@ class DiagonalLSTM(keras.layers.Layer):
         height, width = gates.shape[1:3]
         if self.reverse:
             gates = ops.flip(gates, axis=2)
-        skewed = skew(gates)
-        h = c = ops.zeros_like(skewed[:, :, :1, :self.filters])
+        # One split, not a slice per column: a slice's gradient is a whole map of zeros.
+        columns = ops.split(skew(gates), width + height - 1, axis=2)
+        h = c = ops.zeros_like(columns[0][..., :self.filters])
         outputs = []
-        for column in range(width + height - 1):
+        for column in columns:
             # The previous column's cell above and the cell itself: pad a zero row on top.
             from_state = self.state_to_state(ops.pad(h, [[0, 0], [1, 0], [0, 0], [0, 0]]))
-            h, c = lstm_update(skewed[:, :, column:column + 1] + from_state, c)
+            h, c = lstm_update(column + from_state, c)
             outputs.append(h)
         hidden = unskew(ops.concatenate(outputs, axis=2), width)
         if not self.reverse:
