@@ -456,12 +456,14 @@ def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, c
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
-SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "fsrcnn_x3": ("Set5", None)}
+SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "drrn_x3": ("Set5", None),
+           "fsrcnn_x3": ("Set5", None)}
 
 
-# The full-size DnCNN on Set12 takes half a minute on 2 cores: the slow suite checks it.
+# The full-size DnCNN on Set12 and DRRN on Set5 take half a minute or more on 2 cores: the
+# slow suite checks them.
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] * (
-    name == "dncnn_grey_s25")) for name in sorted(SHIPPED)])
+    name != "fsrcnn_x3")) for name in sorted(SHIPPED)])
 def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data_dir, tmp_path,
                                                                       capsys):
     assert name in store.shipped_models()
