@@ -160,7 +160,8 @@ def earlier_training(init_from):
 def model_card(name, model_name, epochs, model, timing, rows, hardware, earlier=None):
     preset = registry.get_preset(model_name)
     description = preset.description
-    learning_rate = preset.learning_rate_schedule.args[0]
+    schedule = preset.learning_rate_schedule(epochs=epochs)
+    learning_rate = schedule.rate(0)
     if model.scale > 1:
         description = description.replace("x3", f"x{model.scale}")
     lines = [
@@ -171,8 +172,8 @@ def model_card(name, model_name, epochs, model, timing, rows, hardware, earlier=
         f"- Data: `{preset.dataset}` (under KERASGEN_DATA_DIR), random patches with flips and "
         "rotations, degraded on the fly.",
         f"- Steps: {timing['steps']} at batch {preset.batch_size} ({epochs} epochs of "
-        f"{STEPS_PER_EPOCH}), Adam {learning_rate:g}, {learning_rate / 10:g} from epoch "
-        f"{math.ceil(preset.learning_rate_schedule.keywords['drop_at'] * epochs) + 1}.",
+        f"{STEPS_PER_EPOCH}), Adam {learning_rate:g}, {schedule.rate(epochs - 1):g} from epoch "
+        f"{math.ceil(schedule.drop_at * epochs) + 1}.",
         f"- Hardware and budget: {hardware}; {timing['wall_s'] / 60:.1f} min wall, "
         f"{timing['cpu_s'] / 60:.1f} CPU-min. No GPU was available: this is a CPU-budget "
         "model, not the paper's full training.",

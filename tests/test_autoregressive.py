@@ -432,6 +432,8 @@ def test_bad_inputs_are_refused_with_the_fix():
         build_pixelcnn((8, 8, 3))
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         build_pixelcnn(SHAPE, kernel_size=4)
+    with pytest.raises(ValueError, match="kernel_size must be odd and at least 3"):
+        build_pixelcnn(SHAPE, kernel_size=1)
     with pytest.raises(ValueError, match="num_layers must be at least 1, got 0"):
         build_pixelcnn(SHAPE, num_layers=0)
     with pytest.raises(ValueError, match="binarize='dynamic' needs likelihood='bernoulli'"):

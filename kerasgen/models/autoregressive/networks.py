@@ -111,13 +111,12 @@ def check_network_arguments(model, image_shape, likelihood, num_layers, num_filt
             f"The {model} here models one channel (binary or grey), got images of shape "
             f"{tuple(image_shape)}; colour needs the paper's R->G->B channel masks, which are "
             "not built yet. Train on grey data (e.g. mnist, fashion_mnist).")
-    sizes = [("num_layers", num_layers, 1), ("num_filters", num_filters, 1)]
-    for label, value, least in sizes + ([] if kernel_size is None else
-                                        [("kernel_size", kernel_size, 3)]):
-        if int(value) < least:
-            raise ValueError(f"{label} must be at least {least}, got {value}.")
-    if kernel_size is not None and kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be odd (a centred kernel), got {kernel_size}.")
+    for label, value in (("num_layers", num_layers), ("num_filters", num_filters)):
+        if int(value) < 1:
+            raise ValueError(f"{label} must be at least 1, got {value}.")
+    if kernel_size is not None and (int(kernel_size) < 3 or int(kernel_size) % 2 == 0):
+        raise ValueError(f"kernel_size must be odd and at least 3 (a centred kernel), got "
+                         f"{kernel_size}.")
 
 
 def build_gated_pixelcnn(image_shape, likelihood="bernoulli", num_layers: int = 12,
