@@ -51,6 +51,26 @@ def test_darkening_draws_gamma_in_its_range_and_repeats_by_seed():
     again = noisy.degrade(clean, ReplicaBatch(6), keras.random.SeedGenerator(5))[0].numpy()
     np.testing.assert_array_equal(first, again)
     assert 0.0 <= first.min() and first.max() <= 1.0 and first.mean() < clean.numpy().mean()
+    # luminance_share 1: one factor Y ** (gamma - 1) per pixel for all three channels.
+    luminance_only = Darken((3.0, 3.0), max_shot=0.0, max_read=0.0, luminance_share=1.0)
+    dark = luminance_only.degrade(clean, ReplicaBatch(6), keras.random.SeedGenerator(3))[0]
+    luma = (clean.numpy() * [0.299, 0.587, 0.114]).sum(-1, keepdims=True)
+    kept = clean.numpy() * luma ** 2
+    np.testing.assert_allclose(dark.numpy(), kept, rtol=1e-4, atol=1e-6)
+    assert Darken.from_config(luminance_only.get_config()).luminance_share == 1.0
+    # A share in between picks per image, and share 0 draws the protocol's stream unchanged.
+    mixed = Darken((3.0, 3.0), max_shot=0.0, max_read=0.0, luminance_share=0.5).degrade(
+        clean, ReplicaBatch(6), keras.random.SeedGenerator(3))[0].numpy()
+    kept_colour = [np.allclose(image, kept[i], rtol=1e-4, atol=1e-6)
+                   for i, image in enumerate(mixed)]
+    per_channel = [np.allclose(image, clean.numpy()[i] ** 3, rtol=1e-4, atol=1e-6)
+                   for i, image in enumerate(mixed)]
+    assert all(a != b for a, b in zip(kept_colour, per_channel)) and 0 < sum(kept_colour) < 6
+    np.testing.assert_array_equal(
+        Darken(luminance_share=0.0).degrade(clean, ReplicaBatch(6),
+                                            keras.random.SeedGenerator(5))[0].numpy(), first)
+    with pytest.raises(ValueError, match="luminance_share is a share"):
+        Darken(luminance_share=1.5)
     with pytest.raises(ValueError, match="gamma > 1 darkens"):
         Darken((0.5, 2.0))
     with pytest.raises(ValueError, match="Noise levels must be >= 0"):
@@ -101,7 +121,9 @@ def test_training_lifts_the_exposure_of_dark_images():
     data = model.training_data("photos", 8, seed=0)
     history = model.fit(data, epochs=4, steps_per_epoch=15, verbose=0).history
     assert history["exposure"][-1] < 0.7 * history["exposure"][0], history["exposure"]
-    dark = (photo(40, 56).astype(np.float32) / 255.0) ** 3
+    # Gamma 3 on the luminance, colour ratios kept: how the preset darkens its crops.
+    clean = photo(40, 56, index=0).astype(np.float32) / 255.0
+    dark = clean * ((clean * [0.299, 0.587, 0.114]).sum(-1, keepdims=True)) ** 2
     dark = np.round(dark * 255).astype(np.uint8)
     enhanced = model.apply(dark).numpy()[0]
     assert enhanced.mean() > dark.mean() + 20, (enhanced.mean(), dark.mean())

@@ -6,12 +6,20 @@ image enhancement", Pattern Recognition 61): a random gamma darkening `x ** gamm
 Gaussian form (Foi et al. 2008): standard deviation `sqrt(shot * y + read ** 2)` of the dark
 intensity `y`, with per-image `shot` and `read` levels; the result is clipped to [0, 1] like a
 sensor's.
+
+`luminance_share` of the images (drawn per image) get the gamma on their luminance alone: each
+pixel's RGB is scaled by `Y ** gamma / Y`, keeping its colour ratios, as a shorter exposure does (RetinexNet's synthetic
+pairs adjust the Y channel: Wei et al. 2018, arXiv:1808.04560, section 4.1). Per-channel gamma
+exaggerates every colour cast (blue 0.38 against red 0.45 becomes 0.055 against 0.091 at gamma
+3), which Zero-DCE's Gray-World loss then learns to undo on every image, balanced or not.
 """
 
 import keras
 import tensorflow as tf
 
 from kerasgen.layers.degradations import Degradation
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601 luma
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -24,10 +32,13 @@ class Darken(Degradation):
             unit of intensity). Defaults to 0.01.
         max_read: float. Per-image read-noise level (std), uniform in [0, max_read].
             Defaults to 0.02 (about 5 levels of 255).
+        luminance_share: float in [0, 1]. Share of the images darkened on their luminance
+            (Rec. 601 weights), keeping each pixel's colour ratios; the others get the gamma on
+            every channel. Defaults to 0 (the protocol's per-channel gamma).
     """
 
     def __init__(self, gamma_range=(2.0, 3.5), max_shot: float = 0.01, max_read: float = 0.02,
-                 **kwargs):
+                 luminance_share: float = 0.0, **kwargs):
         kwargs.setdefault("name", "darken")
         super().__init__(**kwargs)
         low, high = (float(value) for value in gamma_range)
@@ -37,8 +48,12 @@ class Darken(Degradation):
         if float(max_shot) < 0 or float(max_read) < 0:
             raise ValueError(f"Noise levels must be >= 0, got max_shot={max_shot}, "
                              f"max_read={max_read}.")
+        if not 0.0 <= float(luminance_share) <= 1.0:
+            raise ValueError(f"luminance_share is a share of the images, in [0, 1]; got "
+                             f"{luminance_share}.")
         self.gamma_range = (low, high)
         self.max_shot, self.max_read = float(max_shot), float(max_read)
+        self.luminance_share = float(luminance_share)
 
     def degrade(self, clean, batch, seed):
         clean = tf.cast(clean, tf.float32)  # numpy float64 arrays too
@@ -51,7 +66,18 @@ class Darken(Degradation):
         gamma, shot, read = (tf.reshape(batch.slice(value), [-1, 1, 1, 1])
                              for value in (gamma, shot, read))
         # 2. Darken, then heteroscedastic sensor noise, clipped like a sensor's output.
-        dark = tf.pow(tf.clip_by_value(clean, 0.0, 1.0), gamma)
+        clean = tf.clip_by_value(clean, 0.0, 1.0)
+        dark = tf.pow(clean, gamma)
+        if self.luminance_share > 0 and clean.shape[-1] == 3:
+            luminance = tf.reduce_sum(clean * LUMA_WEIGHTS, axis=-1, keepdims=True)
+            # Y ** gamma / Y <= 1 for Y in [0, 1]: no channel leaves [0, 1]; black stays black.
+            kept_colour = clean * tf.math.divide_no_nan(tf.pow(luminance, gamma), luminance)
+            if self.luminance_share < 1:
+                # Drawn after the levels and only here: share 0 keeps the protocol's stream.
+                chosen = keras.random.uniform((count,), seed=seed) < self.luminance_share
+                kept_colour = tf.where(tf.reshape(batch.slice(chosen), [-1, 1, 1, 1]),
+                                       kept_colour, dark)
+            dark = kept_colour
         shape = tf.concat([[count], tf.shape(clean)[1:]], axis=0)
         noise = batch.slice(keras.random.normal(shape, seed=seed))
         return tf.clip_by_value(dark + noise * tf.sqrt(shot * dark + read ** 2), 0.0, 1.0), None
@@ -62,4 +88,5 @@ class Darken(Degradation):
 
     def get_config(self):
         return {**super().get_config(), "gamma_range": list(self.gamma_range),
-                "max_shot": self.max_shot, "max_read": self.max_read}
+                "max_shot": self.max_shot, "max_read": self.max_read,
+                "luminance_share": self.luminance_share}
