@@ -1,5 +1,6 @@
 import gzip
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -153,7 +154,15 @@ def test_unknown_names_and_bad_arguments():
         load_dataset("faces", batch_size=4, with_labels=True)
 
 
+def test_tfds_without_the_package_names_the_extra_and_the_alternatives(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import raises ImportError
+    with pytest.raises(DataError, match=r"not installed: pip install \"kerasgen\[tfds\]\".*"
+                                        "'digits'"):
+        load_arrays("tfds:mnist")
+
+
 def test_tfds_offline_fails_with_alternatives(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")  # the optional `tfds` extra
     if data.sources._network_reachable():
         pytest.skip("this machine is online; the offline path cannot be exercised")
     with pytest.raises(DataError, match="offline.*'digits'"):

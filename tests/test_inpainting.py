@@ -150,6 +150,7 @@ def test_tfds_photo_sets_fail_fast_offline_naming_the_alternatives(monkeypatch, 
     from kerasgen.data import sources
     from kerasgen.data.sources import DataError
 
+    pytest.importorskip("tensorflow_datasets")  # the optional `tfds` extra
     monkeypatch.setattr(sources, "_network_reachable", lambda *args, **kwargs: False)
     with pytest.raises(DataError, match="places365_small is not prepared.*offline.*'t91'"):
         tiny().training_data("tfds:places365_small", 4, data_dir=str(tmp_path))

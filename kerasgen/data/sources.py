@@ -292,11 +292,17 @@ def _network_reachable(host="storage.googleapis.com", port=443, timeout=3.0):
         return False
 
 
-def _prepared_tfds_builder(name, data_dir, alternatives):
-    """`tfds.builder(name)`, refused fast (naming `alternatives`) when its data is not
-    prepared and this machine is offline."""
-    import tensorflow_datasets as tfds
-
+def _prepared_tfds(name, data_dir, alternatives):
+    """The `tensorflow_datasets` module, once `tfds:name` can be loaded; refused fast, naming
+    `alternatives`, when tensorflow-datasets is not installed (an optional extra: its wheel is
+    not in every offline package mirror) or when the data is not prepared and this machine is
+    offline."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataError(f"tfds:{name} needs tensorflow-datasets, which is not installed: "
+                        f"pip install \"kerasgen[tfds]\" (online). Offline alternatives: "
+                        f"{alternatives}.") from None
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises its own DatasetNotFoundError
@@ -305,7 +311,7 @@ def _prepared_tfds_builder(name, data_dir, alternatives):
         raise DataError(
             f"tfds:{name} is not prepared in {builder.data_dir} and this machine is offline, so "
             f"tensorflow-datasets cannot download it. Offline alternatives: {alternatives}.")
-    return builder
+    return tfds
 
 
 def load_tfds(name, split="train", data_dir=None, tfds_split=None):
@@ -314,11 +320,9 @@ def load_tfds(name, split="train", data_dir=None, tfds_split=None):
     `tfds_split` names the data set's own split (e.g. "trainA" of cycle_gan/horse2zebra) in
     place of the one `split` maps to.
     """
-    import tensorflow_datasets as tfds
-
     if tfds_split is None:
         _check_split(split, f"tfds:{name}")
-    _prepared_tfds_builder(
+    tfds = _prepared_tfds(
         name, data_dir, f"'mnist' or 'fashion_mnist' from IDX files under ${DATA_DIR_ENV}, a "
         "local folder of images, or the embedded 'digits', 'faces', 'photos'")
     tfds_split = tfds_split or {"train": "train", "test": "test", "all": "train+test"}[split]
@@ -336,9 +340,7 @@ def load_tfds_images(name, data_dir=None, limit=TFDS_IMAGE_LIMIT):
     """The first `limit` training images of a tensorflow-datasets image set (e.g.
     `places365_small`, `celeb_a`: photos for inpainting), as uint8 HxWxC arrays (downloads
     when not already prepared)."""
-    import tensorflow_datasets as tfds
-
-    _prepared_tfds_builder(
+    tfds = _prepared_tfds(
         name, data_dir, f"'t91' or 'train400' under ${DATA_DIR_ENV}, the embedded 'photos', or "
         "a local folder of images")
     dataset = tfds.load(name, split=f"train[:{int(limit)}]", data_dir=data_dir)
