@@ -8,8 +8,9 @@ intensity `y`, with per-image `shot` and `read` levels; the result is clipped to
 sensor's.
 
 `luminance_share` of the images (drawn per image) get the gamma on their luminance alone: each
-pixel's RGB is scaled by `Y ** gamma / Y`, keeping its colour ratios, as a shorter exposure does (RetinexNet's synthetic
-pairs adjust the Y channel: Wei et al. 2018, arXiv:1808.04560, section 4.1). Per-channel gamma
+pixel's RGB is scaled by `Y ** gamma / Y`, keeping its colour ratios, as a shorter exposure
+does (RetinexNet's synthetic pairs adjust the Y channel: Wei et al. 2018, arXiv:1808.04560,
+section 4.1). Per-channel gamma
 exaggerates every colour cast (blue 0.38 against red 0.45 becomes 0.055 against 0.091 at gamma
 3), which Zero-DCE's Gray-World loss then learns to undo on every image, balanced or not.
 """

@@ -34,8 +34,7 @@ def build_zero_dce(num_filters: int = 32, iterations: int = ITERATIONS,
     network = build_dce_net(num_filters, iterations, seed=seed)
     # Seven 3x3 layers: a 15-pixel receptive field (the tiles' margins).
     return ZeroDCE(network, _darken(min_gamma, max_gamma, max_shot, max_read, luminance_share),
-                   min_size=15,
-                   patch_size=patch_size, seed=seed, **options)
+                   min_size=15, patch_size=patch_size, seed=seed, **options)
 
 
 @forwards_kwargs(lambda kwargs: (ZeroDCE,))
