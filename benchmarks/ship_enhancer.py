@@ -7,7 +7,7 @@ card only when the model beats every classical enhancer one can run (CLAHE, hist
 equalisation) in PSNR and SSIM on both sets (a shipped model that loses to a classical method
 is a defect). The oracle gamma reads the truth; its margin is reported, not required.
 
-    python benchmarks/ship_enhancer.py RUN [--name lowlight_unet_synthetic] [--report R.json]
+    python benchmarks/ship_enhancer.py RUN --name NAME [--report R.json]
         [--grid-prefix P] [--cpu-minutes M] [--wall-minutes M]
 
 Exits 1, shipping nothing, when the model does not win.
@@ -20,7 +20,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kerasgen import store, training  # noqa: E402
+from kerasgen import registry, store, training  # noqa: E402
+from kerasgen.data import restoration as restoration_data  # noqa: E402
 from kerasgen.models.enhancement.evaluation import (enhancement_table,  # noqa: E402
                                                     evaluate_enhancement)
 
@@ -35,10 +36,63 @@ def margins(report):
             rows["model"]["ssim"] - max(rows[name]["ssim"] for name in RUNNABLE_PEERS))
 
 
+def training_data_line(model, config):
+    """What the run trained on: a pair folder's real pairs, or clean images darkened on the fly
+    (the run's own `Darken` settings)."""
+    dataset = config["dataset"]
+    if restoration_data.pair_folder(dataset) is not None:
+        return f"`{dataset}`: real (low, normal-light) pairs, random crops."
+    darken = model.degradation.get_config()
+    low, high = darken["gamma_range"]
+    share = darken["luminance_share"]
+    gamma = ("on the luminance, colour ratios kept" if share == 1 else "per channel"
+             if share == 0 else f"on the luminance for {share:.0%} of the images, per channel "
+             "for the others")
+    return (f"`{dataset}` (clean colour images) darkened on the fly by `Darken`: gamma in "
+            f"[{low:g}, {high:g}] {gamma}, then Poisson-Gaussian sensor noise (shot level up to "
+            f"{darken['max_shot']:g}, read noise up to {darken['max_read']:g}; LLNet's "
+            "protocol), per image; random crops with flips and rotations. It never saw a LOL "
+            "image: LOL's training pairs are not in the shared data.")
+
+
+def model_card(name, model, config, table, budget):
+    """The model card: the preset's description, the run's data, budget and size, and the
+    measured table."""
+    preset = registry.get_preset(config["model"])
+    optimizer = model.optimizer
+    rate = f"{float(optimizer.learning_rate):g}" if preset.learning_rate_schedule is None \
+        else f"the preset's schedule (ending at {float(optimizer.learning_rate):g})"
+    steps = (f"{int(optimizer.iterations)} at batch {config['batch_size']} "
+             f"({config['epochs']} epochs of {config['steps_per_epoch']}), {config['precision']} "
+             "compute")
+    size = (f"{model.network.count_params():,}; receptive field {model.min_size} px (smaller "
+            "images are refused)")
+    return f"""# {name}
+
+{preset.description} (kerasgen's `{config['model']}` preset).
+`kerasgen apply {name} DARK.png... --out DIR`; SavedModel signature `enhance`.
+
+## Training
+- Data: {training_data_line(model, config)}
+- Steps: {steps}, {type(optimizer).__name__} {rate}{budget}, 2 CPU cores, no GPU.
+- Parameters: {size}.
+
+## Measured (`kerasgen evaluate RUN --dataset LOL|CBSD68`, the README's protocol)
+
+""" + "\n".join(table) + f"""
+
+Shipped because it beats the classical enhancers one can run (CLAHE, histogram equalisation)
+in PSNR and SSIM on both sets. The oracle gamma picks each image's best global curve by
+reading the truth: an upper bound for any single curve, not a method one can run. Comparison
+grids (dark input | CLAHE | oracle gamma | model | truth): `kerasgen evaluate {name}
+--dataset LOL --grid lol.png`.
+"""
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
-    parser.add_argument("--name", default="lowlight_unet_synthetic")
+    parser.add_argument("--name", required=True, help="the shipped model's name")
     parser.add_argument("--report", default=None)
     parser.add_argument("--grid-prefix", default="enhancement")
     parser.add_argument("--cpu-minutes", type=float, default=None)
@@ -61,38 +115,13 @@ def main():
               "SSIM on both sets: " + ", ".join(f"{dataset} {psnr:+.2f} dB / SSIM {ssim:+.4f}"
                                                 for dataset, (psnr, ssim) in wins.items()))
         raise SystemExit(1)
-    steps = int(model.optimizer.iterations)
-    budget = "".join(f", {value:.0f} {unit}" for value, unit in (
+    budget = "".join(f", {value:.1f} {unit}" for value, unit in (
         (args.wall_minutes, "min wall"), (args.cpu_minutes, "CPU-minutes")) if value is not None)
     rows = [{"model": config["model"], "dataset": dataset, "setting": report["kind"],
              **report["methods"]["model"], "peers": report["methods"],
              "best_runnable_peer_margin_db": wins[dataset][0]}
             for dataset, report in reports.items()]
-    card = f"""# {args.name}
-
-Supervised low-light U-Net (kerasgen's `{config['model']}` preset: SID-style, L1 + SSIM) for
-colour photos. `kerasgen apply {args.name} DARK.png... --out DIR`; SavedModel signature `enhance`.
-
-## Training
-- Data: `{config['dataset']}` (clean colour images) darkened on the fly by `Darken`: gamma in
-  [2, 3.5] and Poisson-Gaussian sensor noise per image (LLNet's protocol); random crops with
-  flips and rotations. It never saw a LOL image: LOL's training pairs are not in the shared
-  data.
-- Steps: {steps} at batch {config['batch_size']} ({config['epochs']} epochs of
-  {config['steps_per_epoch']}), Adam 1e-3{budget}, 2 CPU cores, no GPU.
-- Parameters: {model.network.count_params():,}; receptive field {model.min_size} px (smaller
-  images are refused).
-
-## Measured (`kerasgen evaluate RUN --dataset LOL|CBSD68`, the README's protocol)
-
-""" + "\n".join(table) + f"""
-
-Comparison grids (dark input | CLAHE | oracle gamma | model | truth): `kerasgen evaluate
-{args.name} --dataset LOL --grid lol.png`. The oracle gamma picks each image's best global
-curve by reading the truth: an upper bound for any single curve, not a method one can run.
-The issue's targets (>= 3 dB over CLAHE and the oracle on synthetic CBSD68, >= 18 dB on LOL
-without training on LOL) are compared above, not claimed.
-"""
+    card = model_card(args.name, model, config, table, budget)
     folder = store.ship_model(model, args.name, card, metrics={"rows": rows},
                               train_data=config["dataset"])
     print(f"shipped: {folder}")

@@ -330,27 +330,31 @@ def test_cli_trains_the_unet_on_pairs_and_refuses_images_below_its_receptive_fie
     assert not (tmp_path / "none").exists()
 
 
-SHIPPED = "lowlight_unet_synthetic"
+# The supervised U-Net and the phone-size Zero-DCE++.
+SHIPPED = ("lowlight_unet_synthetic", "zero_dce_plus_synthetic")
 
 
-def test_shipped_enhancer_loads_by_name_beats_the_peers_on_its_card_and_applies(tmp_path):
-    model = store.load_model(SHIPPED)
+@pytest.mark.parametrize("shipped", SHIPPED)
+def test_shipped_enhancer_loads_by_name_beats_the_peers_on_its_card_and_applies(shipped,
+                                                                               tmp_path):
+    model = store.load_model(shipped)
     assert isinstance(model, LowLightEnhancer) and getattr(model, "optimizer", None) is None
-    recorded = json.loads((store.saved_models_dir() / SHIPPED / "metrics.json").read_text())
+    recorded = json.loads((store.saved_models_dir() / shipped / "metrics.json").read_text())
     for row in recorded["rows"]:  # LOL and synthetic CBSD68: above CLAHE and histogram eq.
         for peer in ("clahe", "histogram_eq"):
             assert row["psnr"] > row["peers"][peer]["psnr"] and \
                 row["ssim"] > row["peers"][peer]["ssim"], (row["dataset"], peer)
     image = _png(tmp_path / "dark.png", (photo(61, 67) // 4).astype(np.uint8))
-    assert cli.main(["apply", SHIPPED, image, "--out", str(tmp_path / "out")]) == 0
+    assert cli.main(["apply", shipped, image, "--out", str(tmp_path / "out")]) == 0
     enhanced = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "dark.png"))).numpy()
     assert enhanced.shape == (61, 67, 3) and enhanced.mean() > (photo(61, 67) // 4).mean() + 20
 
 
 @pytest.mark.slow
-def test_shipped_enhancer_measures_what_its_card_says(data_dir, tmp_path):
-    model = store.load_model(SHIPPED)
-    recorded = json.loads((store.saved_models_dir() / SHIPPED / "metrics.json").read_text())
+@pytest.mark.parametrize("shipped", SHIPPED)
+def test_shipped_enhancer_measures_what_its_card_says(shipped, data_dir, tmp_path):
+    model = store.load_model(shipped)
+    recorded = json.loads((store.saved_models_dir() / shipped / "metrics.json").read_text())
     row = next(row for row in recorded["rows"] if row["dataset"] == "LOL")
     report = evaluation.evaluate_enhancement(model, "LOL", data_dir=data_dir, peers={},
                                              grid=str(tmp_path / "grid.png"))
