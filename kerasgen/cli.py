@@ -75,8 +75,9 @@ def _parser():
 
     train.add_argument("--precision", default="auto", choices=PRECISIONS,
                        help="float32, or bf16 (bfloat16 compute, float32 weights; exports stay "
-                            "float32); auto (default): bf16 where the CPU (AVX512-BF16, AMX) or "
-                            "GPU computes it natively, else float32. A resumed run keeps its own")
+                            "float32); auto (default): bf16 on a GPU that computes it natively, "
+                            "and on a CPU with AVX512-BF16 or AMX only if a one-off probe finds "
+                            "it faster; else float32. A resumed run keeps its own")
     train.add_argument("--init", metavar="NAME|RUN",
                        help="fine-tune: start a new run from the weights of a shipped model "
                             "(kerasgen list --pretrained) or a run folder of the same model")

@@ -11,18 +11,32 @@ layer's config, so `.keras` checkpoints keep it and a resumed run trains as it s
 Exports are always float32 (`float32_copy`): the same signatures and the same parity as a
 float32-trained model.
 
-bf16 only pays where the hardware computes it natively: CPUs with AVX512-BF16 or AMX-BF16
-(about 2x float32 for convolutions), NVIDIA GPUs from compute capability 8.0. On AVX2-only
-CPUs TensorFlow emulates it and it is slower than float32; `auto` (the default) picks bf16
-only on native hardware.
+bf16 can only pay where the hardware computes it natively: CPUs with AVX512-BF16 or AMX-BF16,
+NVIDIA GPUs from compute capability 8.0. On AVX2-only CPUs TensorFlow emulates it and it is
+slower than float32. The CPU flag is not enough either: one AVX512-BF16 machine ran bf16
+convolutions at about 2x float32, another (also AVX512-BF16, with AVX-512 float32 at 280
+GFLOP/s) ran every family slower in bf16 (measured; README, Precision). So `auto` (the
+default) is float32 without native hardware, bf16 on such GPUs, and on a CPU with the flag it
+times one training-shaped convolution step in both precisions and picks bf16 only when it is
+at least `BF16_MIN_SPEEDUP` faster. The verdict is cached per CPU and TensorFlow version
+(`$KERASGEN_CACHE_DIR`), so the probe runs once per machine.
 """
 
+import json
+import os
+import statistics
+import time
 from pathlib import Path
 
 PRECISIONS = ("auto", "float32", "bf16")
 POLICIES = {"float32": "float32", "bf16": "mixed_bfloat16"}
 # /proc/cpuinfo flags of CPUs with native bfloat16 arithmetic.
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# `auto` picks bf16 on a CPU only when the probe's bf16 step is at least this much faster:
+# bf16 costs a little accuracy, so a tie goes to float32.
+BF16_MIN_SPEEDUP = 1.15
+# The probe: a 3x3 convolution of 64 channels on 16 maps of 64x64, as DnCNN and the U-Nets run.
+PROBE_SHAPE = (16, 64, 64, 64)
 
 
 class FullPrecision:
@@ -59,14 +73,90 @@ def native_bf16_devices(cpuinfo="/proc/cpuinfo"):
     return devices
 
 
-def resolve(precision="auto", cpuinfo="/proc/cpuinfo"):
-    """`"float32"` or `"bf16"`: `auto` is bf16 where the device computes it natively."""
+def conv_step_seconds(dtype, shape=PROBE_SHAPE, repeats=5):
+    """Median seconds of one training-shaped step of a 3x3 'same' convolution in `dtype`: the
+    forward convolution and its gradients for the input and the kernel."""
+    import tensorflow as tf
+
+    batch, height, width, channels = shape
+    images = tf.random.normal(shape, dtype=dtype)
+    kernel = tf.Variable(tf.random.normal((3, 3, channels, channels), dtype=dtype) * 0.05)
+
+    @tf.function
+    def step(images):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            loss = tf.reduce_sum(tf.nn.conv2d(images, kernel, 1, "SAME"))
+        return tape.gradient(loss, [images, kernel])
+
+    step(images)[0].numpy()  # trace and warm up
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step(images)[0].numpy()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def measured_bf16_speedup():
+    """float32 seconds over bfloat16 seconds of the probe step on this machine's CPU (above 1:
+    bf16 is faster)."""
+    return conv_step_seconds("float32") / conv_step_seconds("bfloat16")
+
+
+def _probe_cache_path(cpuinfo):
+    """Where the probe's verdict for this CPU (model name and flags) and TensorFlow is kept."""
+    import hashlib
+
+    import tensorflow as tf
+
+    from kerasgen.model_index import cache_dir
+
+    try:
+        model = next((line for line in Path(cpuinfo).read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    key = "\0".join([model, *sorted(cpu_flags(cpuinfo)), tf.__version__])
+    return cache_dir() / f"bf16-probe-{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+
+
+def cpu_bf16_speedup(cpuinfo="/proc/cpuinfo", measure=measured_bf16_speedup):
+    """This CPU's bf16 speed-up on the probe step: cached, else measured by `measure()` and
+    cached (best effort: an unwritable cache only costs the probe next time)."""
+    path = _probe_cache_path(cpuinfo)
+    try:
+        return float(json.loads(path.read_text())["speedup"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    speedup = float(measure())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(json.dumps({"speedup": speedup, "probe": list(PROBE_SHAPE)}))
+        os.replace(partial, path)
+    except OSError:
+        pass
+    return speedup
+
+
+def resolve(precision="auto", cpuinfo="/proc/cpuinfo", measure=measured_bf16_speedup):
+    """`"float32"` or `"bf16"`. `auto`: bf16 on a GPU that computes it natively; on a CPU with
+    native bf16, bf16 only if the probe measured it `BF16_MIN_SPEEDUP` faster than float32
+    (`cpu_bf16_speedup`; `measure` is the probe); else float32."""
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision {precision!r}; valid: {', '.join(PRECISIONS)} "
-                         "(auto: bf16 where the CPU or GPU computes it natively, else float32).")
-    if precision == "auto":
+                         "(auto: bf16 where the CPU or GPU computes it natively and faster, "
+                         "else float32).")
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):  # the networks run there
         return "bf16" if native_bf16_devices(cpuinfo) else "float32"
-    return precision
+    if not cpu_flags(cpuinfo) & set(NATIVE_BF16_CPU_FLAGS):
+        return "float32"  # emulated: always slower (measured)
+    return "bf16" if cpu_bf16_speedup(cpuinfo, measure) >= BF16_MIN_SPEEDUP else "float32"
 
 
 def _network_layers(model):

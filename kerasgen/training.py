@@ -149,8 +149,9 @@ def train(
             writes `out_dir`, the others read it (to resume; it must be on storage they all
             see) and write into a scratch folder they delete. Defaults to None (one device).
         precision: str. `"float32"`, `"bf16"` (bfloat16 compute, float32 weights; see
-            `kerasgen.precision`) or `"auto"`: bf16 where the CPU or GPU computes it natively,
-            else float32; a resumed run keeps the precision it started with. Exports are
+            `kerasgen.precision`) or `"auto"`: bf16 where the CPU or GPU computes it natively
+            and, on a CPU, a one-off probe finds it faster (`precision.resolve`), else
+            float32; a resumed run keeps the precision it started with. Exports are
             float32 either way. Defaults to `"auto"`.
         init_from: str. Fine-tuning: a new run starts from the weights of this shipped model
             or run folder (see `_start_from`); a resumed run from its own checkpoint.

@@ -62,16 +62,55 @@ def _cpuinfo(tmp_path, flags):
     return path
 
 
-def test_auto_picks_bf16_only_where_the_cpu_computes_it_natively(tmp_path):
-    assert precision.resolve("auto", _cpuinfo(tmp_path, "avx avx2 fma")) == "float32"
-    assert precision.resolve("auto", _cpuinfo(tmp_path, "avx2 avx512f avx512_bf16")) == "bf16"
-    assert precision.resolve("auto", _cpuinfo(tmp_path, "avx2 amx_bf16 amx_tile")) == "bf16"
-    assert precision.resolve("auto", tmp_path / "missing") == "float32"
+def _never_measured():
+    raise AssertionError("the probe ran where no measurement was needed")
+
+
+def test_auto_picks_bf16_only_where_the_cpu_computes_it_natively_and_faster(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("KERASGEN_CACHE_DIR", str(tmp_path / "cache"))
+    assert precision.resolve("auto", _cpuinfo(tmp_path, "avx avx2 fma"),
+                             measure=_never_measured) == "float32"
+    assert precision.resolve("auto", tmp_path / "missing", measure=_never_measured) == "float32"
     assert precision.resolve("bf16", _cpuinfo(tmp_path, "avx2")) == "bf16"  # asked: given
-    assert precision.resolve("float32", _cpuinfo(tmp_path, "avx512_bf16")) == "float32"
+    assert precision.resolve("float32", _cpuinfo(tmp_path, "avx512_bf16"),
+                             measure=_never_measured) == "float32"
+    # Native flags: the probe decides (one machine ran bf16 at 2x float32, another at 0.6x).
+    faster = _cpuinfo(tmp_path, "avx2 avx512f avx512_bf16")
+    assert precision.resolve("auto", faster, measure=lambda: 1.9) == "bf16"
+    (tmp_path / "amx").mkdir()
+    slower = _cpuinfo(tmp_path / "amx", "avx2 amx_bf16 amx_tile")
+    assert precision.resolve("auto", slower, measure=lambda: 0.6) == "float32"
+    # A tie goes to float32.
+    (tmp_path / "tie").mkdir()
+    assert precision.resolve("auto", _cpuinfo(tmp_path / "tie", "avx512_bf16 vnni"),
+                             measure=lambda: precision.BF16_MIN_SPEEDUP - 0.01) == "float32"
     for bad in ("fp16", "mixed_bfloat16", "", None):
         with pytest.raises(ValueError, match="valid: auto, float32, bf16"):
             precision.resolve(bad)
+
+
+def test_the_bf16_probe_runs_once_per_cpu_and_survives_an_unwritable_cache(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("KERASGEN_CACHE_DIR", str(tmp_path / "cache"))
+    cpuinfo = _cpuinfo(tmp_path, "avx512_bf16")
+    calls = []
+    assert precision.cpu_bf16_speedup(cpuinfo, lambda: calls.append(1) or 1.7) == 1.7
+    assert precision.cpu_bf16_speedup(cpuinfo, _never_measured) == 1.7  # cached
+    assert [path.suffix for path in (tmp_path / "cache").iterdir()] == [".json"]
+    (tmp_path / "other").mkdir()  # another CPU: measured anew
+    assert precision.cpu_bf16_speedup(_cpuinfo(tmp_path / "other", "amx_bf16"),
+                                      lambda: 0.5) == 0.5
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("KERASGEN_CACHE_DIR", str(blocked))
+    assert precision.cpu_bf16_speedup(cpuinfo, lambda: 1.2) == 1.2  # nothing cached, no error
+
+
+def test_the_bf16_probe_times_a_real_convolution_step():
+    seconds = precision.conv_step_seconds("float32", shape=(2, 16, 16, 8), repeats=2)
+    assert 0 < seconds < 5
+    assert precision.conv_step_seconds("bfloat16", shape=(2, 16, 16, 8), repeats=2) > 0
 
 
 def _bf16_run(name, folder, **overrides):
