@@ -78,9 +78,8 @@ def conv_step_seconds(dtype, shape=PROBE_SHAPE, repeats=5):
     forward convolution and its gradients for the input and the kernel."""
     import tensorflow as tf
 
-    batch, height, width, channels = shape
     images = tf.random.normal(shape, dtype=dtype)
-    kernel = tf.Variable(tf.random.normal((3, 3, channels, channels), dtype=dtype) * 0.05)
+    kernel = tf.Variable(tf.random.normal((3, 3, shape[-1], shape[-1]), dtype=dtype) * 0.05)
 
     @tf.function
     def step(images):
