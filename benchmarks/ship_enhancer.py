@@ -63,8 +63,8 @@ def model_card(name, model, config, table, budget):
     rate = f"{float(optimizer.learning_rate):g}" if preset.learning_rate_schedule is None \
         else f"the preset's schedule (ending at {float(optimizer.learning_rate):g})"
     steps = (f"{int(optimizer.iterations)} at batch {config['batch_size']} "
-             f"({config['epochs']} epochs of {config['steps_per_epoch']}), {config['precision']} "
-             "compute")
+             f"({config['epochs']} epochs of {config['steps_per_epoch']}), "
+             f"{config.get('precision', 'float32')} compute")  # runs from before the option
     size = (f"{model.network.count_params():,}; receptive field {model.min_size} px (smaller "
             "images are refused)")
     return f"""# {name}
