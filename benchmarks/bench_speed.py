@@ -265,6 +265,7 @@ def main():
     peak = max(conv_gflops(shape) for shape in PEAK_SHAPES)
     peak_bf16 = max(conv_gflops(shape, "bfloat16") for shape in PEAK_SHAPES)
     native = precision.native_bf16_devices() or ["none"]
+    native.append(f"`--precision auto` picks {precision.resolve('auto')}")
     print(f"peak 3x3 convolution: float32 {peak:.1f} GFLOP/s, bfloat16 {peak_bf16:.1f} GFLOP/s; "
           f"native bf16: {', '.join(native)}", flush=True)
     out = Path(args.out)
