@@ -264,10 +264,10 @@ def main():
 
     peak = max(conv_gflops(shape) for shape in PEAK_SHAPES)
     peak_bf16 = max(conv_gflops(shape, "bfloat16") for shape in PEAK_SHAPES)
-    native = precision.native_bf16_devices() or ["none"]
-    native.append(f"`--precision auto` picks {precision.resolve('auto')}")
+    native = ", ".join(precision.native_bf16_devices() or ["none"])
+    native += f" (`--precision auto` picks {precision.resolve('auto')})"
     print(f"peak 3x3 convolution: float32 {peak:.1f} GFLOP/s, bfloat16 {peak_bf16:.1f} GFLOP/s; "
-          f"native bf16: {', '.join(native)}", flush=True)
+          f"native bf16: {native}", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.profile:
@@ -296,7 +296,7 @@ def main():
     lines = [
         f"{os.cpu_count()} CPU cores ({platform.machine()}, {platform.processor() or 'cpu'}); "
         f"peak 3x3 convolution float32 {peak:.1f} GFLOP/s, bfloat16 {peak_bf16:.1f} GFLOP/s; "
-        f"native bf16: {', '.join(native)}. Median of {args.repeats} interleaved repeats of "
+        f"native bf16: {native}. Median of {args.repeats} interleaved repeats of "
         f"{args.steps} steps after {args.warmup} warm-up steps; presets' sizes and batches.",
         "",
         "| model | " + " | ".join(f"{p} images/s" for p in args.precisions)

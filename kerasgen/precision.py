@@ -111,12 +111,12 @@ def _probe_cache_path(cpuinfo):
 
     from kerasgen.model_index import cache_dir
 
-    try:
-        model = next((line for line in Path(cpuinfo).read_text().splitlines()
-                      if line.startswith("model name")), "")
+    try:  # every processor repeats its lines: the set keeps one of each
+        lines = {line for line in Path(cpuinfo).read_text().splitlines()
+                 if line.startswith(("model name", "flags", "Features"))}
     except OSError:
-        model = ""
-    key = "\0".join([model, *sorted(cpu_flags(cpuinfo)), tf.__version__])
+        lines = set()
+    key = "\0".join([*sorted(lines), tf.__version__])
     return cache_dir() / f"bf16-probe-{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
 
 

@@ -302,10 +302,9 @@ class TrainingDiverged(ValueError):
 
 def _run_precision(precision, run_dir):
     """The run's precision: `auto` resolved on this machine, or, resuming, the run's own."""
-    resolved = precisions.resolve(precision)  # refuses unknown names first
     if precision == "auto" and (run_dir / RUN_CONFIG).is_file():
-        return _previous_config(run_dir)["precision"]
-    return resolved
+        return _previous_config(run_dir)["precision"]  # no probe: the run already chose
+    return precisions.resolve(precision)  # refuses unknown names
 
 
 def _previous_config(run_dir):

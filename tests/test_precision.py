@@ -94,8 +94,7 @@ def test_the_bf16_probe_runs_once_per_cpu_and_survives_an_unwritable_cache(tmp_p
                                                                           monkeypatch):
     monkeypatch.setenv("KERASGEN_CACHE_DIR", str(tmp_path / "cache"))
     cpuinfo = _cpuinfo(tmp_path, "avx512_bf16")
-    calls = []
-    assert precision.cpu_bf16_speedup(cpuinfo, lambda: calls.append(1) or 1.7) == 1.7
+    assert precision.cpu_bf16_speedup(cpuinfo, lambda: 1.7) == 1.7
     assert precision.cpu_bf16_speedup(cpuinfo, _never_measured) == 1.7  # cached
     assert [path.suffix for path in (tmp_path / "cache").iterdir()] == [".json"]
     (tmp_path / "other").mkdir()  # another CPU: measured anew
