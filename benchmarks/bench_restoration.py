@@ -58,11 +58,12 @@ ANCHORS = {("BSD68", 15.0, None): "BM3D 31.07, DnCNN-S 31.73",
            ("Set12", 15.0, None): "BM3D 32.37, DnCNN-S 32.86",
            ("Set12", 25.0, None): "BM3D 29.97, DnCNN-S 30.44",
            ("Set12", 50.0, None): "BM3D 26.72, DnCNN-S 27.18",
-           ("Set5", None, 2): "bicubic 33.66, FSRCNN 37.00",
+           ("CBSD68", 25.0, None): "CBM3D 30.71, CDnCNN-B 31.23",
+           ("Set5", None, 2): "bicubic 33.66, FSRCNN 37.00, EDSR-baseline 37.99",
            ("Set14", None, 2): "bicubic 30.24, FSRCNN 32.63",
            ("Set5", None, 3): "bicubic 30.39, FSRCNN 33.18, EDSR 34.65",
            ("Set14", None, 3): "bicubic 27.55, FSRCNN 29.37, EDSR 30.52",
-           ("Set5", None, 4): "bicubic 28.42, FSRCNN 30.71",
+           ("Set5", None, 4): "bicubic 28.42, FSRCNN 30.71, EDSR-baseline 32.09",
            ("Set14", None, 4): "bicubic 26.00, FSRCNN 27.59"}
 TRAIN_TIME = "train_time.json"
 
@@ -185,14 +186,37 @@ def model_card(name, model_name, epochs, model, timing, rows, hardware, earlier=
         f"- Parameters: {model.network.count_params():,}; receptive field {model.min_size} px.",
         "- Latencies were measured while other training runs shared the two cores; see the "
         "README's benchmark section for uncontended figures.",
-        "", "## Measured (kerasgen evaluate, standard protocols)", "",
-        "| set | setting | PSNR (dB) | SSIM | LiteRT ms/image fp32 / int8 (input) | int8 max "
-        "diff (levels) | anchors |", "|---|---|---|---|---|---|---|"]
+        "", *measured_table(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def measured_table(rows):
+    """The model card's "Measured" section: one line per row of `measure`."""
+    lines = ["## Measured (kerasgen evaluate, standard protocols)", "",
+             "| set | setting | PSNR (dB) | SSIM | LiteRT ms/image fp32 / int8 (input) | int8 max "
+             "diff (levels) | anchors |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['dataset']} | {row['setting']} | {row['psnr']:.2f} | "
                      f"{row['ssim']:.4f} | {row['latency_ms']:.1f} / {row['int8_latency_ms']:.1f} "
                      f"({row['image_size']}) | {row['int8_max_diff']:.0f} | {row['anchor']} |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def measure(model, model_name, dataset, sigma, scale, tflite_files, budget, data_dir=None):
+    """One benchmark row: `kerasgen evaluate`'s PSNR/SSIM and the LiteRT fp32 and int8
+    latencies (`tflite_files`); returns `(row, evaluation report)`."""
+    report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, scale=scale,
+                                             data_dir=data_dir)
+    ms, diff, size = latency(model, tflite_files[0], dataset, scale, data_dir)
+    int8_ms, int8_diff, _ = latency(model, tflite_files[1], dataset, scale, data_dir)
+    row = {"model": model_name, "dataset": dataset,
+           "setting": f"sigma={sigma:g}" if sigma is not None else f"x{scale}",
+           "psnr": report["psnr"], "ssim": report["ssim"],
+           "params": model.network.count_params(), "budget": budget,
+           "latency_ms": ms, "tflite_max_diff": diff, "image_size": f"{size[0]}x{size[1]}",
+           "int8_latency_ms": int8_ms, "int8_max_diff": int8_diff,
+           "anchor": ANCHORS.get((dataset, sigma, scale), "")}
+    return row, report
 
 
 def main():
@@ -238,21 +262,12 @@ def main():
         tflite = run_dir / f"{model.network.name}.tflite"
         int8 = export.export_model(model, run_dir, model.network.name, ("tflite",), "int8")[1]
         model_rows, peer_rows = [], []
+        budget = f"{timing['steps']} steps, {timing['wall_s'] / 60:.0f} min" + (
+            f" after {earlier['steps']} (--init {earlier['from']})" if earlier else "")
         for dataset, sigma, scale in sets:
-            report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, scale=scale,
-                                                     data_dir=args.data_dir)
-            ms, diff, size = latency(model, tflite, dataset, scale, args.data_dir)
-            int8_ms, int8_diff, _ = latency(model, int8, dataset, scale, args.data_dir)
-            model_rows.append({
-                "model": model_name, "dataset": dataset,
-                "setting": f"sigma={sigma:g}" if sigma is not None else f"x{scale}",
-                "psnr": report["psnr"], "ssim": report["ssim"],
-                "params": model.network.count_params(),
-                "budget": f"{timing['steps']} steps, {timing['wall_s'] / 60:.0f} min" + (
-                    f" after {earlier['steps']} (--init {earlier['from']})" if earlier else ""),
-                "latency_ms": ms, "tflite_max_diff": diff, "image_size": f"{size[0]}x{size[1]}",
-                "int8_latency_ms": int8_ms, "int8_max_diff": int8_diff,
-                "anchor": ANCHORS.get((dataset, sigma, scale), "")})
+            row, report = measure(model, model_name, dataset, sigma, scale, (tflite, int8),
+                                  budget, args.data_dir)
+            model_rows.append(row)
             print(model_rows[-1], flush=True)
             if sigma is not None and args.bm3d_images != 0:
                 peer_rows += side_by_side(model_rows[-1], report, args, out)

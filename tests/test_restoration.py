@@ -457,7 +457,8 @@ def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, c
 
 
 SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "drrn_x3": ("Set5", None),
-           "fsrcnn_x3": ("Set5", None)}
+           "fsrcnn_x3": ("Set5", None), "ffdnet_grey": ("Set12", 25.0),
+           "edsr_x2": ("Set5", None), "edsr_x4": ("Set5", None)}
 
 
 # The full-size DnCNN on Set12 and DRRN on Set5 take half a minute or more on 2 cores: the
@@ -473,17 +474,21 @@ def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data
     assert "## Training" in card and "CPU" in card
     dataset, sigma = SHIPPED[name]
     recorded = json.loads((store.saved_models_dir() / name / "metrics.json").read_text())
-    row = next(row for row in recorded["rows"] if row["dataset"] == dataset)
+    setting = f"sigma={sigma:g}" if sigma else f"x{model.scale}"
+    row = next(row for row in recorded["rows"]
+               if (row["dataset"], row["setting"]) == (dataset, setting))
     report = evaluation.evaluate_restoration(model, dataset, sigma=sigma, data_dir=data_dir)
     assert report["psnr"] == pytest.approx(row["psnr"], abs=0.01)
     assert report["ssim"] == pytest.approx(row["ssim"], abs=1e-4)
     # Clearly better than the input: noisy Set12 at sigma 25 is ~20.4 dB, bicubic Set5 x3 30.4.
     assert report["psnr"] > (27.0 if sigma else 31.0)
-    image = photo(45, 67, channels=model.image_channels)
-    source = _write_png(tmp_path / "input.png", image)
-    assert cli.main(["restore", name, source, "--out", str(tmp_path / "out")]) == 0
+    # An odd size, at least the receptive field (EDSR's is 67-71 px).
+    height, width = max(45, model.min_size), max(67, model.min_size + 4)
+    source = _write_png(tmp_path / "input.png", photo(height, width, channels=model.image_channels))
+    level = ["--sigma", "25"] if model.conditioned else []  # FFDNet: the level is an input
+    assert cli.main(["restore", name, source, "--out", str(tmp_path / "out"), *level]) == 0
     written = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "input.png"))).numpy()
-    assert written.shape == (45 * model.scale, 67 * model.scale, model.image_channels)
+    assert written.shape == (height * model.scale, width * model.scale, model.image_channels)
 
 
 def test_ship_model_writes_a_compressed_weights_only_model_loadable_by_name(tmp_path,
