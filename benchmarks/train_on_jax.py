@@ -458,9 +458,8 @@ def gpu_model_card(name, job_name, model, record, machine, rows, earlier=None):
         f"time budget, {model.loss.upper()} loss (`benchmarks/train_on_jax.py`).",
         f"- Hardware and budget: {machine or 'a GPU machine, Keras on JAX'}: "
         f"{record['seconds']:.0f} s of training after compilation "
-        f"({1000 * record['seconds_per_step']:.0f} ms per step), every job of the run "
-        "sharing the one GPU and its 16 CPU cores (the CPU-side patch pipeline was the "
-        "bottleneck).",
+        f"({1000 * record['seconds_per_step']:.0f} ms per step), all the jobs of the run "
+        "at once, sharing the GPU and its host's cores.",
         *([f"- Fine-tuned: started from the shipped `{earlier['from']}` ({earlier['steps']:,} "
            f"CPU steps, {earlier['cpu_s'] / 60:.0f} CPU-min; see git history), with a fresh "
            "optimizer."] if earlier else ["- From scratch."]),
