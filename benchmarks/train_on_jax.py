@@ -39,7 +39,8 @@ STEPS_PER_EPOCH = 100
 # name -> build_restorer arguments, shipped model to start from (None: from scratch), training
 # images ("grey": Train400; "rgb": T91 + horse2zebra's train subsets; "y": the Y channel of
 # T91 and Train400), HR patch side, batch, peak learning rate, evaluation sets, the shipped
-# name and its weights' dtype (float16 where float32 would pass the 4 MiB of a shipped model). The ~9 minutes of an H200 lent to a session run them all at once.
+# name and its weights' dtype (float16 where float32 would pass the 4 MiB of a shipped model).
+# The ~9 minutes of an H200 lent to a session ran them all at once.
 JOBS = {
     "dncnn_s25": dict(description="DnCNN-S (Zhang et al. 2017), grey, one noise level "
                                   "(sigma=25)",
@@ -187,7 +188,7 @@ def portable_layers():
         def call(self, inputs):  # tf.nn.depth_to_space: channel (i * r + j) * C + c
             r = self.block_size
             channels = inputs.shape[-1] // r**2
-            batch, height, width = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
+            batch, height, width = (ops.shape(inputs)[axis] for axis in range(3))
             x = ops.reshape(inputs, (batch, height, width, r, r, channels))
             x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
             return ops.reshape(x, (batch, height * r, width * r, channels))
@@ -199,7 +200,7 @@ def portable_layers():
         def call(self, inputs):  # tf.nn.space_to_depth
             r = self.block_size
             channels = inputs.shape[-1]
-            batch, height, width = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
+            batch, height, width = (ops.shape(inputs)[axis] for axis in range(3))
             x = ops.reshape(inputs, (batch, height // r, r, width // r, r, channels))
             x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
             return ops.reshape(x, (batch, height // r, width // r, r * r * channels))
@@ -215,7 +216,8 @@ def portable_layers():
             super().__init__(**kwargs)
 
     return {"kerasgen>PixelShuffle": PixelShuffle, "kerasgen>PixelUnshuffle": PixelUnshuffle,
-            "kerasgen>NoiseLevelMap": NoiseLevelMap, "kerasgen>BatchNormalization": BatchNormalization}
+            "kerasgen>NoiseLevelMap": NoiseLevelMap,
+            "kerasgen>BatchNormalization": BatchNormalization}
 
 
 def save_layer_weights(network, path):
@@ -234,8 +236,13 @@ def load_layer_weights(network, path):
     with np.load(path) as arrays:
         for layer in network.layers:
             count = len(layer.get_weights())
+            keys = [f"{layer.name}/{index}" for index in range(count)]
+            missing = [key for key in keys if key not in arrays]
+            if missing:
+                raise ValueError(f"{path} has no weights for layer {layer.name!r} of "
+                                 f"{network.name!r}: it was saved from another network.")
             if count:
-                layer.set_weights([arrays[f"{layer.name}/{index}"] for index in range(count)])
+                layer.set_weights([arrays[key] for key in keys])
 
 
 def load_images(bundle_dir, kind):

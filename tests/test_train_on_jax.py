@@ -83,6 +83,8 @@ def test_fit_moves_the_weights_and_they_load_into_the_tensorflow_restorer(traine
     ffdnet = train_on_jax.build_job_model(train_on_jax.JOBS["ffdnet"]).network
     train_on_jax.load_layer_weights(ffdnet, out / "ffdnet.npz")
     assert np.abs(ffdnet.get_layer("to_subimages").get_weights()[0]).max() > 0
+    with pytest.raises(ValueError, match="no weights for layer .* saved from another network"):
+        train_on_jax.load_layer_weights(ffdnet, out / "fsrcnn_x3.npz")
     # Fine-tuned: the shipped FSRCNN moved a little, from where it was.
     with np.load(bundle / "fsrcnn_x3.init.npz") as start, np.load(out / "fsrcnn_x3.npz") as end:
         moved = [np.abs(end[key] - start[key]).max() for key in start]
