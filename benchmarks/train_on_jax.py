@@ -67,6 +67,14 @@ JOBS = {
                            restorer=dict(architecture="fsrcnn", color="y", scale=3, s=32, m=8),
                            init=None, images="y", patch=48, batch=128, learning_rate=1e-3,
                            sets=[("Set5", None, 3), ("Set14", None, 3)], ship="fsrcnn_x3"),
+    # EDSR-baseline's shape cut to 4 blocks of 24 filters: under the 100k parameters
+    # for x3 (its x3 up-sampler alone takes 47k), where FSRCNN stops at 32.4 dB on Set5.
+    "edsr_tiny_x3": dict(description="EDSR-baseline's shape with 4 residual blocks of 24 "
+                                     "filters, x3 on the Y channel",
+                         restorer=dict(architecture="edsr", color="y", scale=3, loss="l1",
+                                       num_blocks=4, num_filters=24),
+                         init=None, images="y", patch=96, batch=32, learning_rate=5e-4,
+                         sets=[("Set5", None, 3), ("Set14", None, 3)], ship="edsr_tiny_x3"),
     "edsr_x2": dict(description="EDSR-baseline (Lim et al. 2017), 16 residual blocks, x2 on "
                                 "the Y channel",
                     restorer=dict(architecture="edsr", color="y", scale=2, loss="l1"),
@@ -335,6 +343,7 @@ def train_job(bundle_dir, name, out, seconds, seed=0, steps_per_epoch=STEPS_PER_
     import keras
 
     bundle_dir, out = Path(bundle_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     job = json.loads((bundle_dir / "jobs.json").read_text())["jobs"][name]
     job = {**job, "seed": seed, "batch": batch or job["batch"]}
     keras.utils.set_random_seed(seed)
