@@ -344,6 +344,9 @@ def train_job(bundle_dir, name, out, seconds, seed=0, steps_per_epoch=STEPS_PER_
 
     bundle_dir, out = Path(bundle_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    log = out / "summary.txt"
+    if not log.exists():  # `train-one` on its own; `train` wrote the line for all its jobs
+        log.write_text(f"machine: {machine_line()}\n")
     job = json.loads((bundle_dir / "jobs.json").read_text())["jobs"][name]
     job = {**job, "seed": seed, "batch": batch or job["batch"]}
     keras.utils.set_random_seed(seed)
@@ -357,7 +360,6 @@ def train_job(bundle_dir, name, out, seconds, seed=0, steps_per_epoch=STEPS_PER_
     network.compile(optimizer=keras.optimizers.Adam(peak),
                     loss="mae" if job["loss"] == "l1" else "mse")
     weights = out / f"{name}.npz"
-    log = out / "summary.txt"
 
     class TimeBudget(keras.callbacks.Callback):
         """Cosine learning rate over the time budget, periodic saves, stop at the budget."""
@@ -405,7 +407,10 @@ def machine_line():
     import keras
 
     if keras.backend.backend() != "jax":
-        return f"Keras {keras.__version__} on {keras.backend.backend()}"
+        import platform
+
+        return f"Keras {keras.__version__} on {keras.backend.backend()}, {os.cpu_count()} " \
+               f"CPU cores ({platform.machine()})"
     import jax
 
     device = jax.devices()[0]
@@ -432,22 +437,23 @@ def train_all(bundle_dir, out, seconds, names=None, options=()):
 # --- here: evaluation and shipping -----------------------------------------------------------
 
 def training_record(weights_dir, name):
-    """`{"steps", "seconds", "seconds_per_step"}` of a job from OUT/summary.txt, and the
-    machine line the `train` command wrote first."""
+    """`{"steps", "seconds", "seconds_per_step", "jobs"}` of a job from OUT/summary.txt
+    (`jobs`: how many jobs the run trained at once), and its machine line."""
     lines = (Path(weights_dir) / "summary.txt").read_text().splitlines()
     machine = next((line[len("machine: "):] for line in lines if line.startswith("machine: ")),
                    None)
+    jobs = sum(not line.startswith("machine: ") for line in lines)
     for line in lines:
         words = line.split()
         if words and words[0] == name:
             return {"steps": int(words[words.index("steps") + 1]),
                     "seconds": float(words[words.index("steps") + 2].rstrip("s")),
-                    "seconds_per_step": float(words[words.index("seconds_per_step") + 1])}, \
-                machine
+                    "seconds_per_step": float(words[words.index("seconds_per_step") + 1]),
+                    "jobs": jobs}, machine
     raise ValueError(f"{name}: no final line in {weights_dir}/summary.txt.")
 
 
-def gpu_model_card(name, job_name, model, record, machine, rows, earlier=None):
+def job_model_card(name, job_name, model, record, machine, rows, earlier=None):
     """The model card of a model trained by this script."""
     import platform
 
@@ -472,10 +478,10 @@ def gpu_model_card(name, job_name, model, record, machine, rows, earlier=None):
         f"- Steps: {record['steps']:,} at batch {job['batch']}, Adam "
         f"{job['learning_rate']:g} on a cosine to {job['learning_rate'] / 100:g} over the "
         f"time budget, {model.loss.upper()} loss (`benchmarks/train_on_jax.py`).",
-        f"- Hardware and budget: {machine or 'a GPU machine, Keras on JAX'}: "
-        f"{record['seconds']:.0f} s of training after compilation "
-        f"({1000 * record['seconds_per_step']:.0f} ms per step), all the jobs of the run "
-        "at once, sharing the GPU and its host's cores.",
+        f"- Hardware and budget: {machine or 'not recorded'}: {record['seconds']:.0f} s of "
+        f"training after compilation ({1000 * record['seconds_per_step']:.0f} ms per step)"
+        + (f", the run's {record['jobs']} jobs at once, sharing the machine." if record["jobs"] > 1
+           else ", alone on the machine."),
         *([f"- Fine-tuned: started from the shipped `{earlier['from']}` ({earlier['steps']:,} "
            f"CPU steps, {earlier['cpu_s'] / 60:.0f} CPU-min; see git history), with a fresh "
            "optimizer."] if earlier else ["- From scratch."]),
@@ -528,7 +534,7 @@ def evaluate(bundle_dir, weights_dir, names=None, ship=False, data_dir=None):
                 print(name, row, flush=True)
         results[name] = rows
         if ship:
-            card = gpu_model_card(job["ship"], name, card_model, record, machine, rows, earlier)
+            card = job_model_card(job["ship"], name, card_model, record, machine, rows, earlier)
             # As `bench_restoration.earlier_training` reads it: the whole history's steps,
             # wall and CPU (of this CPU-side training) seconds.
             before = earlier or {"steps": 0, "wall_s": 0.0, "cpu_s": 0.0}
