@@ -396,7 +396,8 @@ def train_job(bundle_dir, name, out, seconds, seed=0, steps_per_epoch=STEPS_PER_
                 self.model.stop_training = True
                 with open(log, "a") as handle:
                     handle.write(line + f" seconds_per_step "
-                                 f"{elapsed / max(1, self.steps - steps_per_epoch):.4f}\n")
+                                 f"{elapsed / max(1, self.steps - steps_per_epoch):.4f} "
+                                 f"cpu_seconds {time.process_time():.0f}\n")
 
     network.fit(batches, epochs=10**6, verbose=0, callbacks=[TimeBudget()])
     save_layer_weights(network, weights)
@@ -449,7 +450,8 @@ def training_record(weights_dir, name):
             return {"steps": int(words[words.index("steps") + 1]),
                     "seconds": float(words[words.index("steps") + 2].rstrip("s")),
                     "seconds_per_step": float(words[words.index("seconds_per_step") + 1]),
-                    "jobs": jobs}, machine
+                    "jobs": jobs, "cpu_seconds": float(words[words.index("cpu_seconds") + 1])
+                    if "cpu_seconds" in words else None}, machine
     raise ValueError(f"{name}: no final line in {weights_dir}/summary.txt.")
 
 
@@ -479,15 +481,19 @@ def job_model_card(name, job_name, model, record, machine, rows, earlier=None):
         f"{job['learning_rate']:g} on a cosine to {job['learning_rate'] / 100:g} over the "
         f"time budget, {model.loss.upper()} loss (`benchmarks/train_on_jax.py`).",
         f"- Hardware and budget: {machine or 'not recorded'}: {record['seconds']:.0f} s of "
-        f"training after compilation ({1000 * record['seconds_per_step']:.0f} ms per step)"
+        f"training after compilation ({1000 * record['seconds_per_step']:.0f} ms per step"
+        + (f"; {record['cpu_seconds'] / 60:.1f} CPU-min in all"
+           if record["cpu_seconds"] and "JAX" not in (machine or "") else "") + ")"
         + (f", the run's {record['jobs']} jobs at once, sharing the machine." if record["jobs"] > 1
            else ", alone on the machine."),
         *([f"- Fine-tuned: started from the shipped `{earlier['from']}` ({earlier['steps']:,} "
            f"CPU steps, {earlier['cpu_s'] / 60:.0f} CPU-min; see git history), with a fresh "
            "optimizer."] if earlier else ["- From scratch."]),
         f"- Evaluated here with TensorFlow on {os.cpu_count()} CPU cores ({platform.machine()}): "
-        "the JAX-trained weights loaded into kerasgen's TensorFlow network, whose outputs match "
-        "the JAX network's within 2e-6. LiteRT latencies on this CPU.",
+        + ("the JAX-trained weights loaded into kerasgen's TensorFlow network, whose outputs "
+           "match the JAX network's within 2e-6." if "JAX" in (machine or "") else
+           "the trained weights loaded into kerasgen's `Restorer`.")
+        + " LiteRT latencies on this CPU.",
         "", *bench_restoration.measured_table(rows)]
     return "\n".join(lines) + "\n"
 
@@ -520,7 +526,7 @@ def evaluate(bundle_dir, weights_dir, names=None, ship=False, data_dir=None):
             model = store.load_model(store.ship_model(
                 model, job["ship"], "", folder=staging.name,
                 weight_dtype=job.get("weight_dtype", "float32")))
-        budget = f"{record['steps']} steps on a GPU" + (
+        budget = f"{record['steps']} steps, {record['seconds'] / 60:.0f} min" + (
             f" after {earlier['steps']} (--init {earlier['from']})" if earlier else "")
         rows = []
         with tempfile.TemporaryDirectory() as exports:
@@ -535,13 +541,15 @@ def evaluate(bundle_dir, weights_dir, names=None, ship=False, data_dir=None):
         results[name] = rows
         if ship:
             card = job_model_card(job["ship"], name, card_model, record, machine, rows, earlier)
-            # As `bench_restoration.earlier_training` reads it: the whole history's steps,
-            # wall and CPU (of this CPU-side training) seconds.
+            # As `bench_restoration.earlier_training` reads it: the whole history's steps and
+            # wall seconds, and CPU seconds where the training ran on this kind of CPU.
             before = earlier or {"steps": 0, "wall_s": 0.0, "cpu_s": 0.0}
+            on_cpu = "JAX" not in (machine or "") and record["cpu_seconds"] is not None
             training = {"steps": before["steps"] + record["steps"],
                         "wall_s": before["wall_s"] + record["seconds"],
-                        "cpu_s": before["cpu_s"], "gpu_steps": record["steps"],
-                        "gpu_seconds": record["seconds"], "machine": machine,
+                        "cpu_s": before["cpu_s"] + (record["cpu_seconds"] if on_cpu else 0.0),
+                        "run": {"steps": record["steps"], "seconds": record["seconds"],
+                                "cpu_seconds": record["cpu_seconds"], "machine": machine},
                         **({"init_from": earlier} if earlier else {})}
             folder = store.ship_model(model, job["ship"], card,
                                       {"rows": rows, "training": training},

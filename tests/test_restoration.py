@@ -458,7 +458,8 @@ def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, c
 
 SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "drrn_x3": ("Set5", None),
            "fsrcnn_x3": ("Set5", None), "ffdnet_grey": ("Set12", 25.0),
-           "edsr_x2": ("Set5", None), "edsr_x4": ("Set5", None)}
+           "edsr_x2": ("Set5", None), "edsr_x4": ("Set5", None),
+           "edsr_tiny_x3": ("Set5", None)}
 
 
 # The full-size DnCNN on Set12 and DRRN on Set5 take half a minute or more on 2 cores: the

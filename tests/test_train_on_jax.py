@@ -80,6 +80,7 @@ def test_fit_moves_the_weights_and_they_load_into_the_tensorflow_restorer(traine
         record, machine = train_on_jax.training_record(out, name)
         assert record["steps"] == 4 and record["seconds"] >= 0 and record["jobs"] == 2
         assert machine.startswith("Keras") and "CPU cores" in machine
+        assert record["cpu_seconds"] > 0
     # From scratch: FFDNet's zero-initialised last layer has learned something.
     ffdnet = train_on_jax.build_job_model(train_on_jax.JOBS["ffdnet"]).network
     train_on_jax.load_layer_weights(ffdnet, out / "ffdnet.npz")
