@@ -75,14 +75,6 @@ JOBS = {
                                        num_blocks=4, num_filters=24),
                          init=None, images="y", patch=96, batch=32, learning_rate=5e-4,
                          sets=[("Set5", None, 3), ("Set14", None, 3)], ship="edsr_tiny_x3"),
-    # More steps for it, from the shipped weights.
-    "edsr_tiny_x3_more": dict(description="EDSR-baseline's shape with 4 residual blocks of 24 "
-                                          "filters, x3 on the Y channel",
-                              restorer=dict(architecture="edsr", color="y", scale=3, loss="l1",
-                                            num_blocks=4, num_filters=24),
-                              init="edsr_tiny_x3", images="y", patch=96, batch=32,
-                              learning_rate=2e-4, sets=[("Set5", None, 3), ("Set14", None, 3)],
-                              ship="edsr_tiny_x3"),
     "edsr_x2": dict(description="EDSR-baseline (Lim et al. 2017), 16 residual blocks, x2 on "
                                 "the Y channel",
                     restorer=dict(architecture="edsr", color="y", scale=2, loss="l1"),
@@ -98,6 +90,8 @@ JOBS = {
                     weight_dtype="float16",
                     sets=[("Set5", None, 4), ("Set14", None, 4)], ship="edsr_x4"),
 }
+# More steps for the tiny EDSR, from its shipped weights.
+JOBS["edsr_tiny_x3_more"] = {**JOBS["edsr_tiny_x3"], "init": "edsr_tiny_x3", "learning_rate": 2e-4}
 
 
 # --- here: the bundle ------------------------------------------------------------------------
