@@ -430,10 +430,9 @@ def train_all(bundle_dir, out, seconds, names=None, options=()):
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     with open(Path(out) / "summary.txt", "a") as handle:
         handle.write(f"machine: {machine_line()}\n")
-    environment = dict(os.environ)
     processes = {name: subprocess.Popen(
         [sys.executable, __file__, "train-one", str(bundle_dir), name, "--out", str(out),
-         "--seconds", str(seconds), *options], env=environment) for name in names}
+         "--seconds", str(seconds), *options]) for name in names}
     return [name for name, process in processes.items() if process.wait() != 0]
 
 
@@ -505,62 +504,63 @@ def evaluate(bundle_dir, weights_dir, names=None, ship=False, data_dir=None):
     `ship`, write `saved_models/<job's ship name>` and measure the shipped file itself."""
     import tempfile
 
+    bundle_dir, weights_dir = Path(bundle_dir), Path(weights_dir)
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names or list(json.loads((bundle_dir / "jobs.json").read_text())["jobs"]):
+            path = weights_dir / f"{name}.npz"
+            if not path.exists():
+                print(f"{name}: no {path}", flush=True)
+                continue
+            results[name] = evaluate_job(name, path, weights_dir, Path(scratch) / name, ship,
+                                         data_dir)
+    (weights_dir / "evaluation.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def evaluate_job(name, path, weights_dir, scratch, ship, data_dir):
+    """The benchmark rows of one job's weights (`evaluate`); `scratch` takes its exports."""
     import bench_restoration
 
     from kerasgen import export, store
 
-    bundle_dir, weights_dir = Path(bundle_dir), Path(weights_dir)
-    results = {}
-    for name in names or list(json.loads((bundle_dir / "jobs.json").read_text())["jobs"]):
-        path = weights_dir / f"{name}.npz"
-        if not path.exists():
-            print(f"{name}: no {path}", flush=True)
-            continue
-        job = JOBS[name]
-        model = build_job_model(job)
-        load_layer_weights(model.network, path)
-        record, machine = training_record(weights_dir, name)
-        earlier = bench_restoration.earlier_training(job["init"]) if job["init"] else None
-        staging = tempfile.TemporaryDirectory()
-        if ship:
-            card_model = model
-            # Measured on the file that ships (float16 weights where float32 is over 4 MiB).
-            model = store.load_model(store.ship_model(
-                model, job["ship"], "", folder=staging.name,
-                weight_dtype=job.get("weight_dtype", "float32")))
-        budget = f"{record['steps']} steps, {record['seconds'] / 60:.0f} min" + (
-            f" after {earlier['steps']} (--init {earlier['from']})" if earlier else "")
-        rows = []
-        with tempfile.TemporaryDirectory() as exports:
-            tflite_files = [export.export_model(model, exports, f"{model.network.name}_{kind}",
-                                                ("tflite",), kind)[1] for kind in ("none", "int8")]
-            for dataset, sigma, scale in job["sets"]:
-                row, _ = bench_restoration.measure(model, job["restorer"]["architecture"],
-                                                   dataset, sigma, scale, tflite_files, budget,
-                                                   data_dir)
-                rows.append(row)
-                print(name, row, flush=True)
-        results[name] = rows
-        if ship:
-            card = job_model_card(job["ship"], name, card_model, record, machine, rows, earlier)
-            # As `bench_restoration.earlier_training` reads it: the whole history's steps and
-            # wall seconds, and CPU seconds where the training ran on this kind of CPU.
-            before = earlier or {"steps": 0, "wall_s": 0.0, "cpu_s": 0.0}
-            on_cpu = "JAX" not in (machine or "") and record["cpu_seconds"] is not None
-            training = {"steps": before["steps"] + record["steps"],
-                        "wall_s": before["wall_s"] + record["seconds"],
-                        "cpu_s": before["cpu_s"] + (record["cpu_seconds"] if on_cpu else 0.0),
-                        "run": {"steps": record["steps"], "seconds": record["seconds"],
-                                "cpu_seconds": record["cpu_seconds"], "machine": machine},
-                        **({"init_from": earlier} if earlier else {})}
-            folder = store.ship_model(model, job["ship"], card,
-                                      {"rows": rows, "training": training},
-                                      train_data=", ".join(KINDS[job["images"]]),
-                                      weight_dtype=job.get("weight_dtype", "float32"))
-            print("shipped:", folder, flush=True)
-        staging.cleanup()
-    (weights_dir / "evaluation.json").write_text(json.dumps(results, indent=2))
-    return results
+    job = JOBS[name]
+    model = build_job_model(job)
+    load_layer_weights(model.network, path)
+    record, machine = training_record(weights_dir, name)
+    earlier = bench_restoration.earlier_training(job["init"]) if job["init"] else None
+    weight_dtype = job.get("weight_dtype", "float32")
+    if ship:
+        # Measured on the file that ships (float16 weights where float32 is over 4 MiB).
+        model = store.load_model(store.ship_model(model, job["ship"], "", folder=scratch,
+                                                  weight_dtype=weight_dtype))
+    budget = f"{record['steps']} steps, {record['seconds'] / 60:.0f} min" + (
+        f" after {earlier['steps']} (--init {earlier['from']})" if earlier else "")
+    tflite_files = [export.export_model(model, scratch, f"{model.network.name}_{kind}",
+                                        ("tflite",), kind)[1] for kind in ("none", "int8")]
+    rows = []
+    for dataset, sigma, scale in job["sets"]:
+        row, _ = bench_restoration.measure(model, job["restorer"]["architecture"], dataset,
+                                           sigma, scale, tflite_files, budget, data_dir)
+        rows.append(row)
+        print(name, row, flush=True)
+    if ship:
+        # As `bench_restoration.earlier_training` reads it: the whole history's steps and
+        # wall seconds, and CPU seconds where the training ran on this kind of CPU.
+        before = earlier or {"steps": 0, "wall_s": 0.0, "cpu_s": 0.0}
+        on_cpu = "JAX" not in (machine or "") and record["cpu_seconds"] is not None
+        training = {"steps": before["steps"] + record["steps"],
+                    "wall_s": before["wall_s"] + record["seconds"],
+                    "cpu_s": before["cpu_s"] + (record["cpu_seconds"] if on_cpu else 0.0),
+                    "run": {"steps": record["steps"], "seconds": record["seconds"],
+                            "cpu_seconds": record["cpu_seconds"], "machine": machine},
+                    **({"init_from": earlier} if earlier else {})}
+        card = job_model_card(job["ship"], name, model, record, machine, rows, earlier)
+        folder = store.ship_model(model, job["ship"], card, {"rows": rows, "training": training},
+                                  train_data=", ".join(KINDS[job["images"]]),
+                                  weight_dtype=weight_dtype)
+        print("shipped:", folder, flush=True)
+    return rows
 
 
 def main():
