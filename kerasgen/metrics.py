@@ -280,8 +280,15 @@ def _check_pair(y_true, y_pred):
                          f"{tuple(y_pred.shape)}; crop or pad them to the same size first.")
 
 
+# Identical images have an infinite PSNR, and one of them makes a set's mean infinite (an
+# inpainter that filled a hole on flat black background exactly did). Capped as x264 caps its
+# PSNR; 100 dB is one level off at one pixel of a 154k-pixel image.
+PSNR_CAP_DB = 100.0
+
+
 def psnr(y_true, y_pred, y_channel=False, crop_border=0):
-    """Per-image PSNR in dB of images in the uint8 range [0, 255] (peak 255), float64.
+    """Per-image PSNR in dB of images in the uint8 range [0, 255] (peak 255), float64,
+    capped at `PSNR_CAP_DB` (identical images), so that means over images stay finite.
 
     Args:
         y_true, y_pred: `[N, H, W, C]` (or `[H, W, C]`) images, uint8 or float in [0, 255].
@@ -292,7 +299,8 @@ def psnr(y_true, y_pred, y_channel=False, crop_border=0):
     y_pred = _protocol_images(y_pred, y_channel, crop_border)
     _check_pair(y_true, y_pred)
     mse = tf.reduce_mean(tf.square(y_true - y_pred), axis=[1, 2, 3])
-    return 10.0 * tf.math.log(255.0 ** 2 / mse) / tf.math.log(tf.constant(10.0, tf.float64))
+    decibels = 10.0 * tf.math.log(255.0 ** 2 / mse) / tf.math.log(tf.constant(10.0, tf.float64))
+    return tf.minimum(decibels, PSNR_CAP_DB)
 
 
 def unit_psnr(images, targets):

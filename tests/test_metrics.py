@@ -163,6 +163,10 @@ def test_psnr_of_known_noise_y_conversion_and_shave():
     metric.update_state(clean[:1], clean[:1].astype(np.float64) + 1.0)  # MSE 1: 48.13 dB
     assert float(metric.result()) == pytest.approx((2 * 34.1514 + 48.1308) / 3, abs=1e-3)
     assert PSNR.from_config(metric.get_config()).crop_border == 2
+    # Identical images: capped, so a mean with one of them in it stays finite.
+    np.testing.assert_array_equal(psnr(clean, clean), [100.0, 100.0])
+    metric.update_state(clean[:1], clean[:1])
+    assert float(metric.result()) == pytest.approx((2 * 34.1514 + 48.1308 + 100) / 4, abs=1e-3)
 
     with pytest.raises(ValueError, match="SSIM needs images of at least 11x11"):
         ssim(clean, clean)

@@ -18,7 +18,8 @@ TINY = {"dncnn": {"depth": 4, "num_filters": 16}, "ffdnet": {"depth": 4, "num_fi
         "espcn": {"num_filters": (16, 8)}, "fsrcnn": {"d": 16, "s": 8, "m": 1},
         "edsr": {"num_blocks": 2, "num_filters": 16},
         "drrn": {"num_recursions": 3, "num_filters": 16},
-        "recurrent_denoiser": {"num_stages": 3, "num_filters": 8, "num_blocks": 1}}
+        "recurrent_denoiser": {"num_stages": 3, "num_filters": 8, "num_blocks": 1},
+        "unet_denoiser": {"num_filters": 8, "num_levels": 3, "num_blocks": 1}}
 
 
 def tiny(preset, seed=0, **overrides):
@@ -176,7 +177,7 @@ def test_unreadable_files_are_refused(tmp_path):
 # --- training ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("preset", ["dncnn", "dncnn_blind", "ffdnet", "espcn", "fsrcnn", "edsr",
-                                    "drrn", "recurrent_denoiser"])
+                                    "drrn", "recurrent_denoiser", "unet_denoiser"])
 def test_fit_moves_every_weight_and_lowers_the_loss(preset):
     model = tiny(preset, seed=1)
     patches = photo_patches(model, patch_size=16 if model.scale == 1 else 8)
@@ -347,6 +348,40 @@ def test_every_family_exports_builtin_tflite_with_dynamic_shapes(preset, tmp_pat
         assert export.tflite_parity(int8, model, inputs=inputs)["mean_abs_diff"] <= 3.0
 
 
+def test_unet_denoiser_sees_its_receptive_field_and_restores_any_size_in_tiles(tmp_path):
+    model = tiny("unet_denoiser", seed=9)
+    model.fit(photo_patches(model), epochs=1, steps_per_epoch=20, verbose=0)
+    network = model.network
+    # 3 levels of one block: reach 1 + 1 (head, last) + 4 * 1 + 4 * 2 + 2 * 4 (blocks) + 3.
+    assert model.min_size == 51 and model.size_multiple == 4
+    # The farthest input pixel that moves an output pixel, over the four alignments of a
+    # bottom-level cell, is exactly the field's radius.
+    image = tf.random.uniform([1, 128, 128, 1], seed=3)
+    reach = 0
+    for centre in range(64, 68):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            output = network(image)[0, centre, centre, 0]
+        rows, columns = np.nonzero(tape.gradient(output, image)[0, ..., 0].numpy())
+        reach = max(reach, np.abs(rows - centre).max(), np.abs(columns - centre).max())
+    assert reach == model.min_size // 2
+    # Odd sizes are padded to the multiple; tiles with the field as margin give the whole image.
+    noisy = photo(101, 75, channels=1)[None]
+    whole = model.apply(noisy)
+    assert whole.shape == (1, 101, 75, 1)
+    tiled = model.apply(noisy, tile=2 * model.tile_margin + 8)
+    assert np.abs(whole.numpy().astype(int) - tiled.numpy()).max() <= 1
+    with pytest.raises(ValueError, match="smaller than this network's receptive field"):
+        model.apply(photo(50, 75, channels=1)[None])
+    # Strided and transposed convolutions convert with builtin ops, at an odd size.
+    tflite = export.export_tflite(model, tmp_path / "unet.tflite")
+    report = export.tflite_parity(tflite, model, inputs=[photo(53, 61, channels=1)[None]])
+    assert report["max_abs_diff"] <= 1 and not report["has_nan"], report
+    assert not any(op.startswith("Flex") for op in report["ops"]), report["ops"]
+    with pytest.raises(ValueError, match="num_levels and num_blocks must be positive"):
+        build_restorer("unet_denoiser", sigma=25.0, num_levels=0)
+
+
 # --- the recurrent networks ----------------------------------------------------------------
 
 def test_drrn_shares_one_recursive_block_across_its_units():
@@ -459,13 +494,17 @@ def test_train_evaluate_and_restore_cli_on_odd_sized_files(tmp_path, data_dir, c
 SHIPPED = {"dncnn_grey_s25": ("Set12", 25.0), "drrn_x3": ("Set5", None),
            "fsrcnn_x3": ("Set5", None), "ffdnet_grey": ("Set12", 25.0),
            "edsr_x2": ("Set5", None), "edsr_x4": ("Set5", None),
-           "edsr_tiny_x3": ("Set5", None)}
+           "edsr_tiny_x3": ("Set5", None), "unet_grey_s25": ("Set12", 25.0),
+           "unet_grey_s25_cpu30": ("Set12", 25.0)}
 
 
 # The full-size DnCNN on Set12 and DRRN on Set5 take half a minute or more on 2 cores: the
-# slow suite checks them.
+# slow suite checks them (the U-Nets take an eighth of DnCNN's FLOPs: 7 s each).
+FAST_SHIPPED = ("fsrcnn_x3", "unet_grey_s25", "unet_grey_s25_cpu30")
+
+
 @pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] * (
-    name != "fsrcnn_x3")) for name in sorted(SHIPPED)])
+    name not in FAST_SHIPPED)) for name in sorted(SHIPPED)])
 def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data_dir, tmp_path,
                                                                       capsys):
     assert name in store.shipped_models()

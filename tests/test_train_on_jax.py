@@ -93,6 +93,19 @@ def test_fit_moves_the_weights_and_they_load_into_the_tensorflow_restorer(traine
         assert 0 < max(moved) < 0.1
 
 
+def test_a_cpu_budget_counts_the_process_cpu_time_from_its_start(trained, tmp_path):
+    import time
+
+    bundle, _ = trained
+    # Loading and compiling count: a budget this process has already spent stops the run
+    # after its first epoch, where a wall budget of fitting would run a second one.
+    spent = time.process_time()
+    train_on_jax.train_job(bundle, "ffdnet", tmp_path, seconds=spent, steps_per_epoch=2,
+                           batch=4, cpu_budget=True)
+    record, _ = train_on_jax.training_record(tmp_path, "ffdnet")
+    assert record["steps"] == 2 and record["cpu_seconds"] >= spent
+
+
 def test_batches_degrade_as_the_restorer_does(trained):
     bundle, _ = trained
     jobs = json.loads((bundle / "jobs.json").read_text())["jobs"]

@@ -1,11 +1,11 @@
-"""Restoration networks: DnCNN and FFDNet denoisers, ESPCN / FSRCNN / EDSR super-resolution.
+"""Restoration networks: DnCNN, FFDNet and U-Net denoisers, ESPCN / FSRCNN / EDSR super-resolution.
 
 Functional `keras.Model`s from degraded float images in [0, 1] of any height and width to
 restored ones (FFDNet also takes the noise level).
 
 References: DnCNN https://arxiv.org/abs/1608.03981, FFDNet https://arxiv.org/abs/1710.04026,
 ESPCN https://arxiv.org/abs/1609.05158, FSRCNN https://arxiv.org/abs/1608.00367,
-EDSR https://arxiv.org/abs/1707.02921.
+EDSR https://arxiv.org/abs/1707.02921, DRUNet https://arxiv.org/abs/2008.13751.
 """
 
 import dataclasses
@@ -21,6 +21,14 @@ from kerasgen.layers.degradations import BicubicDownscale, GaussianNoise
 
 def _he(seed, index):
     return keras.initializers.HeNormal(None if seed is None else seed + index)
+
+
+def _torch_default(seed, index):
+    # PyTorch's default convolution initialisation, as the released EDSR and DRUNet code: with
+    # He's, 16 unscaled residual blocks start with outputs in the hundreds (EDSR: L1 loss 129
+    # after 100 steps; measured) and never recover.
+    return keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform",
+                                              seed=None if seed is None else seed + index)
 
 
 # --- networks --------------------------------------------------------------------------------
@@ -76,6 +84,65 @@ def build_ffdnet(channels=1, depth=15, num_filters=64, seed=None, name="ffdnet")
                        name=name)
 
 
+def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, seed=None,
+                        name="unet_denoiser"):
+    """A U-Net of residual blocks after DRUNet (Zhang et al. 2021, arXiv:2008.13751).
+
+    `num_levels` scales of `num_filters * 2**level` channels; on each, `num_blocks` residual
+    blocks (conv-ReLU-conv plus the input, no batch norm) on the way down and again on the way
+    up (once at the bottom); 2x2 stride-2 convolutions down, 2x2 stride-2 transposed
+    convolutions up, skips added. Most of its layers run at the coarse scales: with the
+    defaults (16 to 128 channels) it sees 195 pixels for an eighth of DnCNN-S's FLOPs per pixel
+    (0.13 M against 1.1 M). As the other denoisers here (DRUNet predicts
+    the image), it predicts the noise from a zero-initialised last layer. Height and width must
+    be multiples of `2**(num_levels - 1)`.
+    """
+    if int(num_levels) < 1 or int(num_blocks) < 1:
+        raise ValueError(f"num_levels and num_blocks must be positive, got {num_levels}, "
+                         f"{num_blocks}.")
+    counter = iter(range(10_000))
+
+    def conv(x, filters, label, size=3, strides=1, transpose=False, activation=None):
+        kind = layers.Conv2DTranspose if transpose else layers.Conv2D
+        return kind(filters, size, strides=strides, padding="same", activation=activation,
+                    kernel_initializer=_torch_default(seed, next(counter)), name=label)(x)
+
+    def blocks(x, level, label):
+        width = num_filters * 2**level
+        for index in range(int(num_blocks)):
+            residual = conv(conv(x, width, f"{label}{index}_conv1", activation="relu"), width,
+                            f"{label}{index}_conv2")
+            x = layers.Add(name=f"{label}{index}_add")([x, residual])
+        return x
+
+    noisy = keras.Input((None, None, channels), name="images")
+    x = conv(noisy, num_filters, "head")
+    skips = []
+    for level in range(int(num_levels) - 1):
+        skips.append(blocks(x, level, f"down{level}_block"))
+        x = conv(skips[-1], num_filters * 2**(level + 1), f"down{level}", 2, 2)
+    x = blocks(x, int(num_levels) - 1, "bottom_block")
+    for level in reversed(range(int(num_levels) - 1)):
+        x = conv(x, num_filters * 2**level, f"up{level}", 2, 2, transpose=True)
+        x = blocks(layers.Add(name=f"up{level}_skip")([x, skips[level]]), level,
+                   f"up{level}_block")
+    noise = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
+                          name="noise")(x)
+    return keras.Model(noisy, layers.Subtract(name="residual")([noisy, noise]), name=name)
+
+
+def _unet_receptive_field(num_levels=4, num_blocks=2, **_):
+    """Twice the reach on each side of a pixel, plus one: the head and last 3x3 layers (1 each),
+    every block's two 3x3 layers at level l (2**l each; blocks run down and up, once at the
+    bottom) and where the pixel sits in its bottom-level cell (up to 2**(levels - 1) - 1);
+    the 2x2 stride-2 layers reach no further than that cell."""
+    levels, blocks = int(num_levels), int(num_blocks)
+    reach = 2 + 2**(levels - 1) - 1
+    for level in range(levels):
+        reach += (1 if level == levels - 1 else 2) * blocks * 2 * 2**level
+    return 2 * reach + 1
+
+
 def build_espcn(scale=3, channels=1, num_filters=(64, 32), seed=None, name="espcn"):
     """ESPCN: two tanh convolutions on the LR image, then a sub-pixel convolution."""
     low = keras.Input((None, None, channels), name="images")
@@ -118,14 +185,9 @@ def build_edsr(scale=3, channels=3, num_blocks=16, num_filters=64, residual_scal
     counter = iter(range(10_000))
 
     def conv(x, filters, label, activation=None):
-        # PyTorch's default convolution initialisation, as the released EDSR code: with He's,
-        # 16 unscaled residual blocks start with outputs in the hundreds (L1 loss 129 after
-        # 100 steps; measured) and never recover.
-        index = next(counter)
-        initializer = keras.initializers.VarianceScaling(
-            1.0 / 3.0, "fan_in", "uniform", seed=None if seed is None else seed + index)
         return layers.Conv2D(filters, 3, padding="same", activation=activation,
-                             kernel_initializer=initializer, name=label)(x)
+                             kernel_initializer=_torch_default(seed, next(counter)),
+                             name=label)(x)
 
     low = keras.Input((None, None, channels), name="images")
     # Centre the data (the paper subtracts the DIV2K mean).
@@ -255,19 +317,22 @@ class Architecture:
         degradation: the `Degradation` class it is trained against.
         receptive_field: callable. `f(**network_kwargs)` -> the receptive field in input
             pixels (the smallest input side).
-        size_multiple: int. Inputs are reflect-padded to a multiple of this.
+        size_multiple: callable. `f(**network_kwargs)` -> the multiple of which inputs'
+            height and width must be (they are reflect-padded to it).
     """
 
     build: Callable
     degradation: type
     receptive_field: Callable
-    size_multiple: int = 1
+    size_multiple: Callable = lambda **_: 1
 
 
 ARCHITECTURES = {
     "dncnn": Architecture(build_dncnn, GaussianNoise, lambda depth=17, **_: 2 * depth + 1),
     "ffdnet": Architecture(build_ffdnet, GaussianNoise,
-                           lambda depth=15, **_: 2 * (2 * depth + 1), 2),
+                           lambda depth=15, **_: 2 * (2 * depth + 1), lambda **_: 2),
+    "unet_denoiser": Architecture(build_unet_denoiser, GaussianNoise, _unet_receptive_field,
+                                  lambda num_levels=4, **_: 2**(num_levels - 1)),
     "espcn": Architecture(build_espcn, BicubicDownscale, lambda **_: 9),
     "fsrcnn": Architecture(build_fsrcnn, BicubicDownscale, lambda m=4, **_: 5 + 2 * m + 4),
     "edsr": Architecture(build_edsr, BicubicDownscale,

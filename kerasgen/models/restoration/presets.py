@@ -43,7 +43,7 @@ def build_restorer(architecture="dncnn", color="grey", loss="l2", patch_size=40,
     network = spec.build(channels=network_channels(color), seed=seed, **network_kwargs)
     return Restorer(network, degradation, color=color, loss=loss, patch_size=patch_size,
                     min_size=spec.receptive_field(**network_kwargs),
-                    size_multiple=spec.size_multiple, seed=seed)
+                    size_multiple=spec.size_multiple(**network_kwargs), seed=seed)
 
 
 def _preset(name, description, dataset, batch_size, learning_rate=LEARNING_RATE,
@@ -72,6 +72,10 @@ PRESETS = {
         "ffdnet_color", "FFDNet, colour (12 layers, 96 filters), sigma in [0, 75], T91", "t91",
         64, architecture="ffdnet", depth=12, num_filters=96, color="rgb",
         sigma_range=(0.0, 75.0), patch_size=64),
+    "unet_denoiser": _preset(
+        "unet_denoiser", "U-Net of residual blocks after DRUNet (Zhang et al. 2021), grey, one "
+                         "noise level (sigma=25), Train400", "train400", 32,
+        architecture="unet_denoiser", sigma=25.0, patch_size=64),
     "espcn": _preset("espcn", "ESPCN (Shi et al. 2016), x3 on the Y channel, T91", "t91", 64,
                      architecture="espcn", color="y", scale=3, patch_size=17),
     "fsrcnn": _preset("fsrcnn", "FSRCNN(56, 12, 4) (Dong et al. 2016), x3 on the Y channel, T91",
