@@ -348,7 +348,7 @@ def test_every_family_exports_builtin_tflite_with_dynamic_shapes(preset, tmp_pat
         assert export.tflite_parity(int8, model, inputs=inputs)["mean_abs_diff"] <= 3.0
 
 
-def test_unet_denoiser_sees_its_receptive_field_and_restores_any_size_in_tiles(tmp_path):
+def test_unet_denoiser_sees_exactly_its_receptive_field_and_converts(tmp_path):
     model = tiny("unet_denoiser", seed=9)
     model.fit(photo_patches(model), epochs=1, steps_per_epoch=20, verbose=0)
     network = model.network
@@ -365,12 +365,7 @@ def test_unet_denoiser_sees_its_receptive_field_and_restores_any_size_in_tiles(t
         rows, columns = np.nonzero(tape.gradient(output, image)[0, ..., 0].numpy())
         reach = max(reach, np.abs(rows - centre).max(), np.abs(columns - centre).max())
     assert reach == model.min_size // 2
-    # Odd sizes are padded to the multiple; tiles with the field as margin give the whole image.
-    noisy = photo(101, 75, channels=1)[None]
-    whole = model.apply(noisy)
-    assert whole.shape == (1, 101, 75, 1)
-    tiled = model.apply(noisy, tile=2 * model.tile_margin + 8)
-    assert np.abs(whole.numpy().astype(int) - tiled.numpy()).max() <= 1
+    # (Odd sizes and tiles: test_tiled_restore_equals_the_whole_image_restore.)
     with pytest.raises(ValueError, match="smaller than this network's receptive field"):
         model.apply(photo(50, 75, channels=1)[None])
     # Strided and transposed convolutions convert with builtin ops, at an odd size.
@@ -550,7 +545,7 @@ def test_ship_model_writes_a_compressed_weights_only_model_loadable_by_name(tmp_
 
 # --- large images: tiles ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["dncnn", "ffdnet", "espcn"])
+@pytest.mark.parametrize("preset", ["dncnn", "ffdnet", "espcn", "unet_denoiser"])
 def test_tiled_restore_equals_the_whole_image_restore(preset):
     model = tiny(preset, seed=4)
     model.fit(photo_patches(model, patch_size=16 if model.scale == 1 else 8), epochs=1,

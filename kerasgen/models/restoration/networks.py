@@ -93,9 +93,9 @@ def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, 
     up (once at the bottom); 2x2 stride-2 convolutions down, 2x2 stride-2 transposed
     convolutions up, skips added. Most of its layers run at the coarse scales: with the
     defaults (16 to 128 channels) it sees 195 pixels for an eighth of DnCNN-S's FLOPs per pixel
-    (0.13 M against 1.1 M). As the other denoisers here (DRUNet predicts
-    the image), it predicts the noise from a zero-initialised last layer. Height and width must
-    be multiples of `2**(num_levels - 1)`.
+    (0.13 M against 1.1 M). As the other denoisers here (DRUNet predicts the image), it
+    predicts the noise from a zero-initialised last layer. Height and width must be multiples
+    of `2**(num_levels - 1)`.
     """
     if int(num_levels) < 1 or int(num_blocks) < 1:
         raise ValueError(f"num_levels and num_blocks must be positive, got {num_levels}, "
