@@ -475,6 +475,12 @@ def train_all(bundle_dir, out, seconds, names=None, options=()):
 
 # --- here: evaluation and shipping -----------------------------------------------------------
 
+def trained_on_jax(machine):
+    """Whether a summary's machine line is a Keras-on-JAX machine (its CPU seconds are the
+    host's, not this CPU's)."""
+    return "JAX" in (machine or "")
+
+
 def training_record(weights_dir, name):
     """`{"steps", "seconds", "seconds_per_step", "jobs"}` of a job from OUT/summary.txt
     (`jobs`: how many jobs the run trained at once), and its machine line."""
@@ -521,7 +527,7 @@ def job_model_card(name, job_name, model, record, machine, rows, earlier=None):
         f"- Hardware and budget: {machine or 'not recorded'}: {record['seconds']:.0f} s of "
         f"training after compilation ({1000 * record['seconds_per_step']:.0f} ms per step"
         + (f"; {record['cpu_seconds'] / 60:.1f} CPU-min in all"
-           if record["cpu_seconds"] and "JAX" not in (machine or "") else "") + ")"
+           if record["cpu_seconds"] and not trained_on_jax(machine) else "") + ")"
         + (f", the run's {record['jobs']} jobs at once, sharing the machine." if record["jobs"] > 1
            else ", alone on the machine."),
         *([f"- Fine-tuned: started from the shipped `{earlier['from']}` ({earlier['steps']:,} "
@@ -529,7 +535,7 @@ def job_model_card(name, job_name, model, record, machine, rows, earlier=None):
            "optimizer."] if earlier else ["- From scratch."]),
         f"- Evaluated here with TensorFlow on {os.cpu_count()} CPU cores ({platform.machine()}): "
         + ("the JAX-trained weights loaded into kerasgen's TensorFlow network, whose outputs "
-           "match the JAX network's within 2e-6." if "JAX" in (machine or "") else
+           "match the JAX network's within 2e-6." if trained_on_jax(machine) else
            "the trained weights loaded into kerasgen's `Restorer`.")
         + " LiteRT latencies on this CPU.",
         "", *bench_restoration.measured_table(rows)]
@@ -585,7 +591,7 @@ def evaluate_job(name, path, weights_dir, scratch, ship, data_dir):
         # As `bench_restoration.earlier_training` reads it: the whole history's steps and
         # wall seconds, and CPU seconds where the training ran on this kind of CPU.
         before = earlier or {"steps": 0, "wall_s": 0.0, "cpu_s": 0.0}
-        on_cpu = "JAX" not in (machine or "") and record["cpu_seconds"] is not None
+        on_cpu = not trained_on_jax(machine) and record["cpu_seconds"] is not None
         training = {"steps": before["steps"] + record["steps"],
                     "wall_s": before["wall_s"] + record["seconds"],
                     "cpu_s": before["cpu_s"] + (record["cpu_seconds"] if on_cpu else 0.0),

@@ -97,7 +97,8 @@ def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, 
     predicts the noise from a zero-initialised last layer. Height and width must be multiples
     of `2**(num_levels - 1)`.
     """
-    if int(num_levels) < 1 or int(num_blocks) < 1:
+    num_levels, num_blocks = int(num_levels), int(num_blocks)
+    if num_levels < 1 or num_blocks < 1:
         raise ValueError(f"num_levels and num_blocks must be positive, got {num_levels}, "
                          f"{num_blocks}.")
     counter = iter(range(10_000))
@@ -109,7 +110,7 @@ def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, 
 
     def blocks(x, level, label):
         width = num_filters * 2**level
-        for index in range(int(num_blocks)):
+        for index in range(num_blocks):
             residual = conv(conv(x, width, f"{label}{index}_conv1", activation="relu"), width,
                             f"{label}{index}_conv2")
             x = layers.Add(name=f"{label}{index}_add")([x, residual])
@@ -118,11 +119,11 @@ def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, 
     noisy = keras.Input((None, None, channels), name="images")
     x = conv(noisy, num_filters, "head")
     skips = []
-    for level in range(int(num_levels) - 1):
+    for level in range(num_levels - 1):
         skips.append(blocks(x, level, f"down{level}_block"))
         x = conv(skips[-1], num_filters * 2**(level + 1), f"down{level}", 2, 2)
-    x = blocks(x, int(num_levels) - 1, "bottom_block")
-    for level in reversed(range(int(num_levels) - 1)):
+    x = blocks(x, num_levels - 1, "bottom_block")
+    for level in reversed(range(num_levels - 1)):
         x = conv(x, num_filters * 2**level, f"up{level}", 2, 2, transpose=True)
         x = blocks(layers.Add(name=f"up{level}_skip")([x, skips[level]]), level,
                    f"up{level}_block")
