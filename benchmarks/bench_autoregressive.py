@@ -4,22 +4,23 @@ sampling speed three ways.
 
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py train \
         [--model pixelcnn|row_lstm|diagonal_bilstm|draw] [--curve-images 1000] \
-        [--curve-k 1] [--final-k K] \
+        [--curve-k 1] [--final-k K] [--epochs N] \
         [--out benchmarks/results]
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py checkpoints \
         RUN_DIR [--curve-images 1000] [--curve-k 1] [--every 1]
     python benchmarks/bench_autoregressive.py speed [--batch-size 16] [--repeats 3]
 
-`train` runs the preset to its end in a resumable run folder (`OUT/<model>_mnist`; run it again
-after an interruption), evaluates the NLL of the first `--curve-images` test images after every
-epoch (`curve.jsonl`: steps, wall seconds, process CPU seconds, NLL) and of all 10,000 at the
-end, binarised once with seed 0 (the VAE benchmark's test set). The PixelCNN's NLL is exact;
-DRAW's is importance-sampled, k = `--curve-k` per epoch (1: the negative ELBO, the DRAW paper's
-bound) and `--final-k` at the end (default: the model's, 100). `checkpoints` makes the same
-curve afterwards from the epoch checkpoints of a run trained with `kerasgen train`, its times
-read from the checkpoints' modification times (wall clock only). Anchors (nats): PixelCNN
-81.30, Row LSTM 80.54, Diagonal BiLSTM 79.20 (van den Oord et al. 2016, table 4); DRAW <= 80.97,
-without attention <= 87.40 (Gregor et al. 2015, table 2); the VAE / IWAE rows of `bench_vae.py`.
+`train` runs the preset to its end (or to `--epochs`, its learning-rate schedule stretched to
+them) in a resumable run folder (`OUT/<model>_mnist`; run it again after an interruption),
+evaluates the NLL of the first `--curve-images` test images after every epoch (`curve.jsonl`:
+steps, wall seconds, process CPU seconds, NLL) and of all 10,000 at the end, binarised once with
+seed 0 (the VAE benchmark's test set). The PixelCNN's NLL is exact; DRAW's is
+importance-sampled, k = `--curve-k` per epoch (1: the negative ELBO, the DRAW paper's bound) and
+`--final-k` at the end (default: the model's, 100). `checkpoints` makes the same curve
+afterwards from the epoch checkpoints of a run trained with `kerasgen train`, its times read
+from the checkpoints' modification times (wall clock only). Anchors (nats): PixelCNN 81.30, Row
+LSTM 80.54, Diagonal BiLSTM 79.20 (van den Oord et al. 2016, table 4); DRAW <= 80.97, without
+attention <= 87.40 (Gregor et al. 2015, table 2); the VAE / IWAE rows of `bench_vae.py`.
 
 `speed` times sampling at the preset's size: a Python loop calling the network eagerly per
 pixel, then the `tf.while_loop`s of `PixelCNN.sample_loop`: the whole network on the whole
@@ -94,7 +95,8 @@ def train(args):
     curve_path = run_dir / "curve.jsonl"
     run_dir.mkdir(parents=True, exist_ok=True)
     curve = LikelihoodCurve(curve_path, images[:args.curve_images], args.curve_k)
-    training.train(args.model, out_dir=run_dir, verbose=2, callbacks=[curve])
+    training.train(args.model, out_dir=run_dir, epochs=args.epochs, verbose=2,
+                   callbacks=[curve])
     report = evaluation.evaluate_likelihood(run_dir, num_importance_samples=args.final_k)
     write_table(args, run_dir, LikelihoodCurve.read(curve_path), report,
                 Path(args.out) / f"{args.model}.md")
@@ -204,6 +206,8 @@ def main():
     parser.add_argument("run_dir", nargs="?", help="checkpoints: a finished run folder")
     parser.add_argument("--model", default="pixelcnn")
     parser.add_argument("--curve-images", type=int, default=1000)
+    parser.add_argument("--epochs", type=int,
+                        help="train: total epochs (default: the preset's)")
     parser.add_argument("--curve-k", type=int, default=1,
                         help="importance samples per epoch (latent-variable models)")
     parser.add_argument("--every", type=int, default=1,
