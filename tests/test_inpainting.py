@@ -9,8 +9,8 @@ from kerasgen import cli, export
 from kerasgen.data import restoration as rdata
 from kerasgen.models.inpainting import (AdversarialInpainter, HoleMask, PartialConv2D,
                                         SpectralConv2D, build_context_encoder_inpainter,
-                                        build_gated_inpainter, build_inpainter, draw_masks,
-                                        mask_set)
+                                        build_gated_inpainter, build_inpainter,
+                                        build_residual_unet_inpainter, draw_masks, mask_set)
 from kerasgen.models.inpainting import evaluation, trainer
 from kerasgen.models.inpainting import masks as masks_module
 from kerasgen.models.inpainting.masks import BUCKETS, KINDS, hole_ratio
@@ -283,10 +283,12 @@ ADVERSARIAL = {
 def test_no_two_layers_start_with_the_same_weights():
     # One seeded initialiser reused draws the same values for layers of the same shape (the
     # paper's depth-7 U-Net had three such pairs, DeepFill's gates equalled their features).
-    from kerasgen.models.inpainting import build_gated_generator, build_pconv_unet
+    from kerasgen.models.inpainting import (build_gated_generator, build_pconv_unet,
+                                            build_unet_inpainter)
 
     for network in (build_pconv_unet(depth=7, num_filters=2, seed=0),
-                    build_gated_generator(num_filters=4, seed=0)):
+                    build_gated_generator(num_filters=4, seed=0),
+                    build_unet_inpainter(num_filters=2, num_levels=3, seed=0)):
         kernels = [w.numpy() for w in network.weights if w.path.endswith("kernel")]
         for index, kernel in enumerate(kernels):
             assert not any(kernel.shape == other.shape and np.array_equal(kernel, other)
@@ -354,6 +356,33 @@ def test_adversarial_options_are_checked():
         build_gated_inpainter(num_filters=4, patch_size=32, reconstruction="l3")
     with pytest.raises(ValueError, match="adversarial_weight must be >= 0"):
         build_gated_inpainter(num_filters=4, patch_size=32, adversarial_weight=-1)
+
+
+# --- the residual U-Net member -------------------------------------------------------------
+
+def test_residual_unet_member_trains_reloads_and_exports_on_odd_sizes(tmp_path):
+    model = build_residual_unet_inpainter(num_filters=4, num_levels=3, num_blocks=1,
+                                          patch_size=32, ssim_weight=3.0, seed=0)
+    model.compile()
+    assert model.size_multiple == 4
+    image, mask = photo(45, 61, index=0)[None], stroke_mask(45, 61)[None]
+    # Its last layer starts at zero: before training it returns the masked image.
+    start = model.apply(image, mask=mask[0]).numpy()[0]
+    holes = mask[0, ..., 0] > 0
+    assert (start[holes] == 0).all() and np.array_equal(start[~holes], image[0][~holes])
+    data = model.training_data("photos", 4, seed=0)
+    history = assert_fit_moves_weights(model, data, steps=2)
+    assert set(history) == {"loss", "hole_l1", "psnr"}
+    assert_round_trip(model, tmp_path / "unet_inpainter.keras",
+                      lambda m: m.fit(data, epochs=1, steps_per_epoch=1, verbose=0))
+    filled = model.apply(image, mask=mask[0]).numpy()[0]
+    np.testing.assert_array_equal(filled[~holes], image[0][~holes])
+    assert filled[holes].any()  # it fills now
+    assert_export_parity(model, tmp_path, [image, mask])
+    with pytest.raises(ValueError, match="num_levels and num_blocks must be positive"):
+        build_residual_unet_inpainter(num_levels=0, patch_size=32)
+    with pytest.raises(ValueError, match="patch_size must be a positive multiple of 8"):
+        build_residual_unet_inpainter(patch_size=36)
 
 
 # --- inference, export ---------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Inpainting networks: partial convolutions and the partial-convolution U-Net.
+"""Inpainting networks: partial convolutions and the partial-convolution U-Net, DeepFill v2's
+gated generator and SN-PatchGAN, the Context Encoder, and the restoration family's residual
+U-Net.
 
 Liu et al. 2018, "Image Inpainting for Irregular Holes Using Partial Convolutions"
 (arXiv:1804.07723). A partial convolution sees only the known pixels of its window and
@@ -10,6 +12,7 @@ import keras
 from keras import layers, ops
 
 from kerasgen.layers import BatchNormalization, PixelShuffle
+from kerasgen.models.restoration.networks import residual_unet, unet_convolution
 
 
 class SquareConvolution(layers.Layer):
@@ -232,6 +235,36 @@ def build_gated_generator(image_shape=(None, None, 3), num_filters: int = 24, se
                            kernel_initializer=keras.initializers.GlorotUniform(
                                seed=layer_seed(seed, 2 * len(plan))))(features)
     return keras.Model([image, valid], output, name=name)
+
+
+def build_unet_inpainter(image_shape=(None, None, 3), num_filters: int = 16,
+                         num_levels: int = 4, num_blocks: int = 2, seed=None,
+                         name="unet_inpainter"):
+    """The residual U-Net of the restoration family (`residual_unet`, after DRUNet) as an
+    inpainter: the masked image and its valid mask in, the image out, predicted as what to add
+    to the masked image (zero-initialised last layer: it starts by returning its input).
+    Ordinary convolutions: the mask is an input channel, as in DeepFill (Yu et al. 2018), and
+    most layers run at the coarse scales, where the holes are small; with the defaults it sees
+    195 pixels.
+
+    Args:
+        image_shape: (H, W, C). H and W may be None (any multiple of 2**(num_levels - 1)).
+        num_filters, num_levels, num_blocks: see `residual_unet`.
+        seed: int. Weight initialisation seed.
+
+    Returns:
+        A functional `keras.Model`: `[masked image in [0, 1], valid mask]` -> image.
+    """
+    channels = image_shape[-1]
+    image = keras.Input((*image_shape[:2], channels), name="image")
+    valid = keras.Input((*image_shape[:2], 1), name="valid")
+    conv = unet_convolution(seed)
+    features = conv(layers.Concatenate(name="image_and_mask")([image, valid]),
+                    int(num_filters), "head")
+    features = residual_unet(features, conv, int(num_filters), num_levels, num_blocks)
+    fill = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
+                         name="fill")(features)
+    return keras.Model([image, valid], layers.Add(name="to_image")([image, fill]), name=name)
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")

@@ -84,29 +84,33 @@ def build_ffdnet(channels=1, depth=15, num_filters=64, seed=None, name="ffdnet")
                        name=name)
 
 
-def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, seed=None,
-                        name="unet_denoiser"):
-    """A U-Net of residual blocks after DRUNet (Zhang et al. 2021, arXiv:2008.13751).
-
-    `num_levels` scales of `num_filters * 2**level` channels; on each, `num_blocks` residual
-    blocks (conv-ReLU-conv plus the input, no batch norm) on the way down and again on the way
-    up (once at the bottom); 2x2 stride-2 convolutions down, 2x2 stride-2 transposed
-    convolutions up, skips added. Most of its layers run at the coarse scales: with the
-    defaults (16 to 128 channels) it sees 195 pixels for an eighth of DnCNN-S's FLOPs per pixel
-    (0.13 M against 1.1 M). As the other denoisers here (DRUNet predicts the image), it
-    predicts the noise from a zero-initialised last layer. Height and width must be multiples
-    of `2**(num_levels - 1)`.
-    """
-    num_levels, num_blocks = int(num_levels), int(num_blocks)
-    if num_levels < 1 or num_blocks < 1:
-        raise ValueError(f"num_levels and num_blocks must be positive, got {num_levels}, "
-                         f"{num_blocks}.")
+def unet_convolution(seed=None):
+    """`conv(x, filters, label, size=3, strides=1, transpose=False, activation=None)`: the
+    "same"-padded (transposed) convolutions of a residual U-Net, each with its own seed of
+    PyTorch's default initialisation, in the order they are made."""
     counter = iter(range(10_000))
 
     def conv(x, filters, label, size=3, strides=1, transpose=False, activation=None):
         kind = layers.Conv2DTranspose if transpose else layers.Conv2D
         return kind(filters, size, strides=strides, padding="same", activation=activation,
                     kernel_initializer=_torch_default(seed, next(counter)), name=label)(x)
+    return conv
+
+
+def residual_unet(x, conv, num_filters=16, num_levels=4, num_blocks=2):
+    """The body of a U-Net of residual blocks after DRUNet (Zhang et al. 2021,
+    arXiv:2008.13751), on `num_filters`-channel features `x`, made with `conv`
+    (`unet_convolution`).
+
+    `num_levels` scales of `num_filters * 2**level` channels; on each, `num_blocks` residual
+    blocks (conv-ReLU-conv plus the input, no batch norm) on the way down and again on the way
+    up (once at the bottom); 2x2 stride-2 convolutions down, 2x2 stride-2 transposed
+    convolutions up, skips added. Height and width must be multiples of `2**(num_levels - 1)`.
+    """
+    num_levels, num_blocks = int(num_levels), int(num_blocks)
+    if num_levels < 1 or num_blocks < 1:
+        raise ValueError(f"num_levels and num_blocks must be positive, got {num_levels}, "
+                         f"{num_blocks}.")
 
     def blocks(x, level, label):
         width = num_filters * 2**level
@@ -116,8 +120,6 @@ def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, 
             x = layers.Add(name=f"{label}{index}_add")([x, residual])
         return x
 
-    noisy = keras.Input((None, None, channels), name="images")
-    x = conv(noisy, num_filters, "head")
     skips = []
     for level in range(num_levels - 1):
         skips.append(blocks(x, level, f"down{level}_block"))
@@ -127,6 +129,22 @@ def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, 
         x = conv(x, num_filters * 2**level, f"up{level}", 2, 2, transpose=True)
         x = blocks(layers.Add(name=f"up{level}_skip")([x, skips[level]]), level,
                    f"up{level}_block")
+    return x
+
+
+def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, seed=None,
+                        name="unet_denoiser"):
+    """A U-Net of residual blocks after DRUNet (`residual_unet`) that predicts the noise.
+
+    Most of its layers run at the coarse scales: with the defaults (16 to 128 channels) it
+    sees 195 pixels for an eighth of DnCNN-S's FLOPs per pixel (0.13 M against 1.1 M). As the
+    other denoisers here (DRUNet predicts the image), it predicts the noise from a
+    zero-initialised last layer. Height and width must be multiples of `2**(num_levels - 1)`.
+    """
+    conv = unet_convolution(seed)
+    noisy = keras.Input((None, None, channels), name="images")
+    x = residual_unet(conv(noisy, num_filters, "head"), conv, num_filters, num_levels,
+                      num_blocks)
     noise = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
                           name="noise")(x)
     return keras.Model(noisy, layers.Subtract(name="residual")([noisy, noise]), name=name)
