@@ -255,13 +255,13 @@ def build_unet_inpainter(image_shape=(None, None, 3), num_filters: int = 16,
     Returns:
         A functional `keras.Model`: `[masked image in [0, 1], valid mask]` -> image.
     """
-    channels = image_shape[-1]
+    channels, num_filters = image_shape[-1], int(num_filters)
     image = keras.Input((*image_shape[:2], channels), name="image")
     valid = keras.Input((*image_shape[:2], 1), name="valid")
     conv = unet_convolution(seed)
-    features = conv(layers.Concatenate(name="image_and_mask")([image, valid]),
-                    int(num_filters), "head")
-    features = residual_unet(features, conv, int(num_filters), num_levels, num_blocks)
+    features = conv(layers.Concatenate(name="image_and_mask")([image, valid]), num_filters,
+                    "head")
+    features = residual_unet(features, conv, num_filters, num_levels, num_blocks)
     fill = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
                          name="fill")(features)
     return keras.Model([image, valid], layers.Add(name="to_image")([image, fill]), name=name)

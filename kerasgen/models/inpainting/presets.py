@@ -10,6 +10,7 @@ from kerasgen.models.inpainting.networks import (build_context_encoder, build_ga
                                                  build_unet_inpainter)
 from kerasgen.models.inpainting.trainer import LEARNING_RATE, Inpainter
 from kerasgen.models.preset import ModelPreset, forwards_kwargs
+from kerasgen.models.restoration.networks import unet_size_multiple
 from kerasgen.tasks import IMAGE_TO_IMAGE
 
 
@@ -69,7 +70,7 @@ def build_residual_unet_inpainter(num_filters: int = 16, num_levels: int = 4,
                                    num_levels=num_levels, num_blocks=num_blocks, seed=seed)
     masks = training_masks(mask_kind, (min_hole_ratio, max_hole_ratio), stroke_scale,
                            mask_folder)
-    return Inpainter(network, masks, size_multiple=2 ** (int(num_levels) - 1), seed=seed,
+    return Inpainter(network, masks, size_multiple=unet_size_multiple(num_levels), seed=seed,
                      **options)
 
 

@@ -150,6 +150,11 @@ def build_unet_denoiser(channels=1, num_filters=16, num_levels=4, num_blocks=2, 
     return keras.Model(noisy, layers.Subtract(name="residual")([noisy, noise]), name=name)
 
 
+def unet_size_multiple(num_levels=4, **_):
+    """What a residual U-Net's input height and width must be multiples of."""
+    return 2 ** (int(num_levels) - 1)
+
+
 def _unet_receptive_field(num_levels=4, num_blocks=2, **_):
     """Twice the reach on each side of a pixel, plus one: the head and last 3x3 layers (1 each),
     every block's two 3x3 layers at level l (2**l each; blocks run down and up, once at the
@@ -351,7 +356,7 @@ ARCHITECTURES = {
     "ffdnet": Architecture(build_ffdnet, GaussianNoise,
                            lambda depth=15, **_: 2 * (2 * depth + 1), lambda **_: 2),
     "unet_denoiser": Architecture(build_unet_denoiser, GaussianNoise, _unet_receptive_field,
-                                  lambda num_levels=4, **_: 2**(num_levels - 1)),
+                                  unet_size_multiple),
     "espcn": Architecture(build_espcn, BicubicDownscale, lambda **_: 9),
     "fsrcnn": Architecture(build_fsrcnn, BicubicDownscale, lambda m=4, **_: 5 + 2 * m + 4),
     "edsr": Architecture(build_edsr, BicubicDownscale,
