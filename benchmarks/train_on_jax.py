@@ -119,6 +119,15 @@ for variant, changes in {
     JOBS[variant] = {**JOBS["unet_s25_cpu30"], **changes}
 # More steps for the tiny EDSR, from its shipped weights.
 JOBS["edsr_tiny_x3_more"] = {**JOBS["edsr_tiny_x3"], "init": "edsr_tiny_x3", "learning_rate": 2e-4}
+# Issue 17's colour row (CBSD68 sigma 25 >= 30.9) with the U-Net that met the grey rows on this
+# CPU, on 64- and 96-pixel patches (the U-Net sees 195 pixels); chosen on Set5 + Set14 in colour.
+JOBS["unet_color_s25"] = {
+    **JOBS["unet_s25_cpu30"], "images": "rgb", "sets": [("CBSD68", 25.0, None)],
+    "restorer": dict(architecture="unet_denoiser", color="rgb", sigma=25.0),
+    "ship": "unet_color_s25",
+    "description": "U-Net denoiser after DRUNet (Zhang et al. 2021), colour, one noise level "
+                   "(sigma=25), trained on a 2-core CPU"}
+JOBS["unet_color_s25_p96"] = {**JOBS["unet_color_s25"], "patch": 96, "batch": 16}
 
 
 # --- here: the bundle ------------------------------------------------------------------------
