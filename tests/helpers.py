@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen import export
+from kerasgen import export, precision
 from kerasgen.models.base import SeededModel, optimizers_of
 
 
@@ -49,9 +49,12 @@ def assert_round_trip(model, path, train_more, atol=1e-6):
 
 def assert_export_parity(model, folder, inputs, tolerance=1):
     """SavedModel output equals Keras's (uint8), and the float32 TFLite file is within
-    `tolerance` levels of it, with builtin ops only. Returns the TFLite report."""
+    `tolerance` levels of it, with builtin ops only. Returns the TFLite report.
+
+    A bf16 model (`--precision auto` picks bf16 on CPUs where it measures faster) exports its
+    float32 copy, so the SavedModel is compared with that copy's endpoint."""
     path = export.export_saved_model(model, folder, model.name)
-    spec = model.serving_spec()
+    spec = precision.float32_copy(model).serving_spec()
     function, specs = spec.endpoints[spec.default]
     feed = {s.name: tf.constant(value) for s, value in zip(specs, inputs)}
     expected = function(**feed)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from kerasgen import cli, evaluation, export, store
+from kerasgen import cli, evaluation, export, precision, store
 from kerasgen.data.moving_mnist import load_digits, moving_mnist_batches
 from kerasgen.layers import ConvLSTMCell
 from kerasgen.models.video import build_convlstm, build_convlstm_forecaster
@@ -114,6 +114,22 @@ def test_reload_continues_exactly(tmp_path, digits):
     assert_round_trip(model, tmp_path / "forecaster.keras",
                       lambda m: m.fit(batches(digits, m, start_batch=2), epochs=1,
                                       steps_per_epoch=2, verbose=0))
+
+
+def test_a_reloaded_bf16_forecaster_keeps_every_layer_policy_and_forecasts(tmp_path):
+    # The cell's gate convolution is a sublayer, whose policy `.keras` does not save: it came
+    # back float32 under a bf16 cell, and the reloaded model failed on c (bf16) * gate (float32).
+    model = precision.set_precision(tiny_forecaster(seed=5), "bf16")
+    frames = np.random.default_rng(5).integers(0, 256, (2, 3, 16, 16, 1), dtype=np.uint8)
+    expected = model.forecast(frames)
+    model.save(tmp_path / "bf16.keras")
+    loaded = keras.models.load_model(tmp_path / "bf16.keras")
+    policies = {layer.path: layer.dtype_policy.name
+                for layer in precision._network_layers(model)}
+    assert policies == {layer.path: layer.dtype_policy.name
+                        for layer in precision._network_layers(loaded)}
+    assert policies["encoder1/gates"] == "mixed_bfloat16"
+    np.testing.assert_array_equal(loaded.forecast(frames), expected)
 
 
 def test_mirrored_step_equals_single_device(mirrored_strategy, digits):

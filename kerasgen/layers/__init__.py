@@ -309,8 +309,11 @@ class ConvLSTMCell(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
+        # The cell's policy, so that a reloaded bf16 cell computes its gates in bf16 too (a
+        # sublayer's policy is not saved; without it the gates came back float32 and c bf16).
         self.gates = keras.layers.Conv2D(4 * self.filters, self.kernel_size, padding="same",
-                                         kernel_initializer=kernel_initializer, name="gates")
+                                         kernel_initializer=kernel_initializer, name="gates",
+                                         dtype=self.dtype_policy)
 
     def build(self, input_shape):
         x_shape, h_shape, _ = input_shape
