@@ -47,6 +47,15 @@ def assert_round_trip(model, path, train_more, atol=1e-6):
     return loaded
 
 
+def layer_policies(model):
+    """`{(layer path, dtype policy name)}` of every layer below `model`: a reload must bring back
+    each layer's precision, sublayers included. A set of pairs, not a dict: paths repeat (an EMA
+    copy's layers have its network's names), and a reload may name a copy differently
+    (`ema_generator`), so compare with `<=`."""
+    return {(layer.path, layer.dtype_policy.name)
+            for layer in model._flatten_layers(include_self=False, recursive=True)}
+
+
 def assert_export_parity(model, folder, inputs, tolerance=1):
     """SavedModel output equals Keras's (uint8), and the float32 TFLite file is within
     `tolerance` levels of it, with builtin ops only. Returns the TFLite report.

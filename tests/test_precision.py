@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from kerasgen import cli, export, precision, training
 from kerasgen.layers import BatchNormalization
+from tests.helpers import layer_policies
 
 # One tiny run per training wrapper: (model, settings, model options).
 TINY_BF16_RUNS = {
@@ -152,8 +153,11 @@ def test_every_family_trains_in_bf16_and_exports_float32(name, tmp_path):
     assert precision.precision_of(copy) == "float32" and copy is not model
     for a, b in zip(model.weights, copy.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
-    # 5. `.keras` keeps the policy: the reloaded model still trains in bf16.
-    assert precision.precision_of(keras.models.load_model(result.keras_path)) == "bf16"
+    # 5. `.keras` keeps the policy of every layer, sublayers included: the reloaded model
+    #    still trains in bf16.
+    reloaded = keras.models.load_model(result.keras_path)
+    assert precision.precision_of(reloaded) == "bf16"
+    assert layer_policies(model) <= layer_policies(reloaded)
     if not training.get_preset(name).task.exports:
         return  # classifiers: used in-process only
     report = result.tflite_report

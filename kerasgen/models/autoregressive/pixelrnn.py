@@ -90,7 +90,8 @@ class RowLSTMStep(keras.layers.Layer):
         self.state_to_state = layers.Conv2D(4 * self.filters, (1, self.kernel_size),
                                             padding="same", use_bias=False,
                                             kernel_initializer=kernel_initializer,
-                                            name="state_to_state")
+                                            name="state_to_state",
+                                            dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.state_to_state.build(input_shape[1])
@@ -195,7 +196,8 @@ class DiagonalLSTM(keras.layers.Layer):
         self.reverse = bool(reverse)
         self.state_to_state = layers.Conv2D(4 * self.filters, (2, 1), use_bias=False,
                                             kernel_initializer=kernel_initializer,
-                                            name="state_to_state")
+                                            name="state_to_state",
+                                            dtype=self.dtype_policy)
 
     def build(self, input_shape):
         if None in input_shape[1:3]:
