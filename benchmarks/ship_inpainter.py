@@ -7,7 +7,7 @@ writes the table (`--report`, JSON) and the comparison grid, and writes
 SSIM in every bucket (a shipped model that loses to a classical method is a defect):
 
     python benchmarks/ship_inpainter.py RUN [--name pconv_unet_free_form] [--report R.json]
-        [--grid G.png] [--cpu-minutes M] [--train-data TEXT]
+        [--grid G.png] [--cpu-minutes M] [--train-data TEXT] [--weight-dtype float16]
 
 Exits 1, shipping nothing, when the model does not win.
 """
@@ -15,11 +15,12 @@ Exits 1, shipping nothing, when the model does not win.
 import argparse
 import json
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kerasgen import store, training  # noqa: E402
+from kerasgen import precision, registry, store, training  # noqa: E402
 from kerasgen.models.inpainting.evaluation import (evaluate_inpainting,  # noqa: E402
                                                    inpainting_table)
 
@@ -44,9 +45,20 @@ def main():
     parser.add_argument("--grid", default=None)
     parser.add_argument("--cpu-minutes", type=float, default=None)
     parser.add_argument("--train-data", default="t91")
+    parser.add_argument("--weight-dtype", choices=store.WEIGHT_DTYPES, default="float32",
+                        help="float16 halves the file (a 1 M-weight U-Net is over the 4 MiB "
+                             "of a shipped model in float32)")
     args = parser.parse_args()
 
     model = training.load_run(args.run)
+    steps = int(model.optimizer.iterations)
+    # A bf16-trained run is measured and shipped as its float32 copy, what its exports run.
+    model = precision.float32_copy(model)
+    if args.weight_dtype != "float32":
+        # Measured on the file that ships: its weights as `ship_model` stores them.
+        with tempfile.TemporaryDirectory() as scratch:
+            model = store.load_model(store.ship_model(model, "candidate", "", folder=scratch,
+                                                      weight_dtype=args.weight_dtype))
     config = training.read_run_config(args.run)
     report = evaluate_inpainting(model, args.dataset, grid=args.grid)
     lines = inpainting_table(report)
@@ -59,33 +71,39 @@ def main():
               "in every bucket: " + ", ".join(f"{label} {psnr:+.2f} dB / SSIM {ssim:+.4f}"
                                               for label, (psnr, ssim) in margins.items()))
         raise SystemExit(1)
-    steps = int(model.optimizer.iterations)
     budget = "" if args.cpu_minutes is None else f", {args.cpu_minutes:.0f} CPU-minutes"
     rows = [{"model": config["model"], "dataset": args.dataset,
              "setting": f"free-form {label}", **report["buckets"][label]["model"],
-             "best_peer_margin_db": margins[label][0]} for label in report["buckets"]]
+             "best_peer_margin_db": margins[label][0], "best_peer_ssim_margin": margins[label][1],
+             "peers": {name: row for name, row in report["buckets"][label].items()
+                       if name != "model"}}
+            for label in report["buckets"]]
     phases = "".join(
         f"\n- Fine-tuned (`benchmarks/finetune_inpainter.py`): {phase['steps']} steps from step "
         f"{phase['start_step']}, learning rate {phase['learning_rate']:g}, SSIM weight "
         f"{phase['ssim_weight']:g}, {phase['cpu_minutes']:.0f} CPU-minutes."
         for phase in config.get("fine_tune", []))
+    preset = registry.get_preset(config["model"])
+    then = ", then the fine-tuning below" if phases else ""
     card = f"""# {args.name}
 
-Partial-convolution U-Net inpainter (kerasgen's `pconv_unet` preset, Liu et al. 2018) for colour
-photos with free-form holes. `kerasgen apply {args.name} IMAGE... --mask MASK.png|DIR --out DIR`.
+Inpainter for colour photos with free-form holes, kerasgen's `{config['model']}` preset:
+{preset.description}.
+`kerasgen apply {args.name} IMAGE... --mask MASK.png|DIR --out DIR`.
 
 ## Training
 - Data: {args.train_data}; random {config['model_kwargs'].get('patch_size', 128)}-pixel crops with
   flips and rotations, free-form holes cut on the fly (5-50 %, strokes sized for 400-pixel photos).
 - Steps: {steps} at batch {config['batch_size']} in all ({config['epochs']} epochs of
-  {config['steps_per_epoch']} by `kerasgen train`, then the fine-tuning below){budget}, 2 CPU
-  cores, no GPU.{phases}
+  {config['steps_per_epoch']} by `kerasgen train`{then}){budget}, a 2-core CPU, no GPU, precision
+  {config.get('precision', 'float32')} (measured and shipped as float32 computation, weights
+  stored as {args.weight_dtype}).{phases}
 
 ## Measured (`kerasgen evaluate RUN --dataset {args.dataset}`, the README's protocol)
 
 """ + "\n".join(lines) + "\n"
     folder = store.ship_model(model, args.name, card, metrics={"rows": rows},
-                              train_data=args.train_data)
+                              train_data=args.train_data, weight_dtype=args.weight_dtype)
     print(f"shipped: {folder}")
 
 

@@ -36,9 +36,9 @@ def test_list_and_unknown_model_errors(capsys):
                       "diagonal_bilstm", "dncnn", "dncnn_blind", "dncnn_color", "draw", "drrn",
                       "edsr", "espcn", "ffdnet", "ffdnet_color", "fsrcnn", "iwae",
                       "lowlight_unet", "pconv_unet", "pix2pix", "pixelcnn",
-                      "pixelcnn_conditional", "pixelcnn_grey", "recurrent_denoiser", "row_lstm",
-                      "unet_denoiser", "unet_inpainter", "vae", "wgan_gp", "zero_dce",
-                      "zero_dce_plus"]
+                      "pixelcnn_conditional", "pixelcnn_grey", "pullpush_unet",
+                      "recurrent_denoiser", "row_lstm", "unet_denoiser", "unet_inpainter", "vae",
+                      "wgan_gp", "zero_dce", "zero_dce_plus"]
     valid = "Valid models: " + ", ".join(listed)
     assert cli.main(["train", "stylegan9"]) == 2
     assert f"Unknown model 'stylegan9'. {valid}" in capsys.readouterr().err

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen import cli, export
+from kerasgen import cli, export, precision
 from kerasgen.data import restoration as rdata
 from kerasgen.models.inpainting import (AdversarialInpainter, HoleMask, PartialConv2D,
-                                        SpectralConv2D, build_context_encoder_inpainter,
+                                        PullPushFill, SpectralConv2D, build_context_encoder_inpainter,
                                         build_gated_inpainter, build_inpainter,
                                         build_residual_unet_inpainter, draw_masks, mask_set)
 from kerasgen.models.inpainting import evaluation, trainer
@@ -385,6 +385,70 @@ def test_residual_unet_member_trains_reloads_and_exports_on_odd_sizes(tmp_path):
         build_residual_unet_inpainter(patch_size=36)
 
 
+def test_pull_push_fill_keeps_known_pixels_and_interpolates_across_holes():
+    # Known pixels exactly, on an odd size; a constant image is filled with its constant.
+    rng = np.random.default_rng(0)
+    image = rng.random((2, 45, 61, 3)).astype("float32")
+    valid = (rng.random((2, 45, 61, 1)) > 0.5).astype("float32")
+    filled = PullPushFill(8)([image * valid, valid]).numpy()
+    np.testing.assert_array_equal(filled * valid, image * valid)
+    constant = np.full((1, 45, 61, 3), 0.3, "float32")
+    np.testing.assert_allclose(PullPushFill(8)([constant * valid[:1], valid[:1]]).numpy(),
+                               constant, atol=1e-6)
+    # A horizontal ramp with a 12-pixel vertical band missing: the fill stays between the
+    # band's two edges and rises from left to right (a smooth fill, not a constant).
+    ramp = np.tile(np.linspace(0.0, 1.0, 64, dtype="float32")[None, :, None], (48, 1, 3))[None]
+    band = np.ones((1, 48, 64, 1), "float32")
+    band[:, :, 26:38] = 0.0
+    fill = PullPushFill(6)([ramp * band, band]).numpy()[0, 24, 26:38, 0]
+    assert ramp[0, 0, 25, 0] - 0.02 <= fill.min() and fill.max() <= ramp[0, 0, 38, 0] + 0.02
+    assert fill[-1] - fill[0] > 0.5 * (ramp[0, 0, 37, 0] - ramp[0, 0, 26, 0])
+    # One known pixel fills the whole image with its colour (the coarsest level's mean).
+    single = np.zeros((1, 20, 30, 1), "float32")
+    single[0, 3, 4] = 1.0
+    lone = PullPushFill(2)([np.full((1, 20, 30, 3), 0.7, "float32") * single, single]).numpy()
+    np.testing.assert_allclose(lone, 0.7, atol=1e-6)
+    with pytest.raises(ValueError, match="num_levels must be at least 1"):
+        PullPushFill(0)
+
+
+def test_pull_push_member_starts_as_the_classical_fill_refines_it_and_exports(tmp_path):
+    model = build_residual_unet_inpainter(num_filters=4, num_levels=3, num_blocks=1,
+                                          pull_push_levels=6, patch_size=32, ssim_weight=3.0,
+                                          seed=0)
+    model.compile()
+    # The U-Net's last layer starts at zero: before training it returns the pull-push fill
+    # (on a multiple of 4, which `apply` does not pad).
+    image, mask = photo(44, 60, index=0)[None], stroke_mask(44, 60)[None]
+    holes = mask[0, ..., 0] > 0
+    start = model.apply(image, mask=mask[0]).numpy()[0]
+    known = (~holes)[None, ..., None].astype("float32")
+    fill = PullPushFill(6)([image / 255.0 * known, known]).numpy()[0]
+    expected = np.round(np.clip(fill, 0.0, 1.0) * 255.0)
+    assert np.abs(start.astype(int) - expected)[holes].max() <= 1
+    np.testing.assert_array_equal(start[~holes], image[0][~holes])
+    # Far closer to the truth in the holes than black, the masked input.
+    error = np.abs(start[holes].astype(int) - image[0][holes]).mean()
+    assert error < 0.5 * image[0][holes].astype(int).mean()
+    image, mask = photo(45, 61, index=0)[None], stroke_mask(45, 61)[None]
+    holes = mask[0, ..., 0] > 0
+    start = model.apply(image, mask=mask[0]).numpy()[0]
+    data = model.training_data("photos", 4, seed=0)
+    assert_fit_moves_weights(model, data, steps=2)
+    assert_round_trip(model, tmp_path / "pullpush.keras",
+                      lambda m: m.fit(data, epochs=1, steps_per_epoch=1, verbose=0))
+    filled = model.apply(image, mask=mask[0]).numpy()[0]
+    np.testing.assert_array_equal(filled[~holes], image[0][~holes])
+    assert not np.array_equal(filled, start)  # the refinement moved off the classical fill
+    assert_export_parity(model, tmp_path, [image, mask])
+    # Under bf16 the fill still computes in float32.
+    precision.set_precision(model, "bf16")
+    assert model.network.get_layer("pull_push").compute_dtype == "float32"
+    assert model.network.get_layer("fill").compute_dtype == "bfloat16"
+    with pytest.raises(ValueError, match="pull_push_levels must be 0"):
+        build_residual_unet_inpainter(pull_push_levels=-1, patch_size=32)
+
+
 # --- inference, export ---------------------------------------------------------------------
 
 def test_apply_keeps_known_pixels_exactly_on_odd_sizes(trained):
@@ -534,3 +598,50 @@ def test_bad_masks_are_refused_and_nothing_is_written(problem, trained, tmp_path
     assert cli.main(["apply", str(run), image, *mask_args, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+# --- the shipped inpainter -----------------------------------------------------------------
+
+SHIPPED = "pullpush_unet_freeform"
+
+
+def test_shipped_inpainter_loads_by_name_beats_the_peers_on_its_card_and_fills(tmp_path):
+    from kerasgen import store
+
+    model = store.load_model(SHIPPED)
+    assert getattr(model, "optimizer", None) is None
+    assert precision.precision_of(model) == "float32"
+    recorded = json.loads((store.saved_models_dir() / SHIPPED / "metrics.json").read_text())
+    assert [row["setting"] for row in recorded["rows"]] == [
+        f"free-form {low:.0%}-{high:.0%}" for low, high in BUCKETS]
+    for row in recorded["rows"]:  # CBSD68: above every classical peer in PSNR and in SSIM
+        for name, peer in row["peers"].items():
+            assert row["psnr"] > peer["psnr"] and row["ssim"] > peer["ssim"], (row, name)
+    # The row: at 30-40 % holes, at least 1 dB over the best peer.
+    assert recorded["rows"][2]["best_peer_margin_db"] >= 1.0
+    image = _png(tmp_path / "a.png", photo(61, 67))
+    mask = stroke_mask(61, 67)
+    out = tmp_path / "out"
+    assert cli.main(["apply", SHIPPED, image, "--mask", _png(tmp_path / "m.png", mask),
+                     "--out", str(out)]) == 0
+    filled = tf.io.decode_png(tf.io.read_file(str(out / "a.png"))).numpy()
+    holes = mask[..., 0] > 0
+    np.testing.assert_array_equal(filled[~holes], photo(61, 67)[~holes])
+    # One small crop says little against a peer (the card's 68 images do): it fills, closely.
+    error = np.abs(filled[holes].astype(int) - photo(61, 67)[holes]).mean()
+    assert error < 0.25 * photo(61, 67)[holes].astype(int).mean()  # black: 1.0
+
+
+@pytest.mark.slow  # all 68 CBSD68 images, one bucket, the model alone (about a minute)
+def test_shipped_inpainter_measures_what_its_card_says(data_dir, tmp_path):
+    from kerasgen import store
+
+    model = store.load_model(SHIPPED)
+    recorded = json.loads((store.saved_models_dir() / SHIPPED / "metrics.json").read_text())
+    row = recorded["rows"][2]
+    report = evaluation.evaluate_inpainting(model, "CBSD68", hole_ratio="0.3-0.4",
+                                            data_dir=data_dir, peers={},
+                                            grid=str(tmp_path / "grid.png"))
+    measured = report["buckets"]["30%-40%"]["model"]
+    assert measured["psnr"] == pytest.approx(row["psnr"], abs=0.01)
+    assert measured["ssim"] == pytest.approx(row["ssim"], abs=1e-4)

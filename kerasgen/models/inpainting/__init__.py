@@ -4,7 +4,8 @@ evaluation against the classical inpainters)."""
 
 from kerasgen.models.inpainting.adversarial import AdversarialInpainter  # noqa: F401
 from kerasgen.models.inpainting.masks import HoleMask, draw_masks, mask_set  # noqa: F401
-from kerasgen.models.inpainting.networks import (PartialConv2D, SpectralConv2D,  # noqa: F401
+from kerasgen.models.inpainting.networks import (PartialConv2D, PullPushFill,  # noqa: F401
+                                                 SpectralConv2D,
                                                  build_context_encoder, build_gated_generator,
                                                  build_patch_discriminator, build_pconv_unet,
                                                  build_unet_inpainter)

@@ -9,10 +9,12 @@ least one known pixel, so holes shrink layer by layer.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from kerasgen.layers import BatchNormalization, PixelShuffle
 from kerasgen.models.restoration.networks import residual_unet, unet_convolution
+from kerasgen.precision import FullPrecision
 
 
 class SquareConvolution(layers.Layer):
@@ -237,9 +239,61 @@ def build_gated_generator(image_shape=(None, None, 3), num_filters: int = 24, se
     return keras.Model([image, valid], output, name=name)
 
 
+@keras.saving.register_keras_serializable(package="kerasgen")
+class PullPushFill(FullPrecision, layers.Layer):
+    """`[masked image, valid]` -> the image with its holes filled smoothly by pull-push
+    (Gortler et al. 1996, "The Lumigraph", section 3.3): a classical fill with no weights, the
+    starting point a network can refine.
+
+    Pull: `num_levels` times, 2x2 average pooling of the weighted image and of the weights
+    (ceil sizes, so any H and W). Push: from the coarsest level down, each level keeps its own
+    colour with weight `min(1, 4 w)` (the Lumigraph's sum of the four children's weights,
+    clamped at 1) and takes the rest from the bilinear up-sampling of the level above. Known
+    pixels (w = 1) come back exactly; a hole still open at the coarsest level takes the mean
+    of the known pixels. Computed in float32; builtin TFLite ops only.
+
+    Args:
+        num_levels: int. Pull steps (8 closes any hole narrower than 256 pixels).
+    """
+
+    def __init__(self, num_levels=8, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_levels) < 1:
+            raise ValueError(f"num_levels must be at least 1, got {num_levels}.")
+        self.num_levels = int(num_levels)
+
+    def call(self, inputs):
+        image, valid = (ops.cast(tensor, "float32") for tensor in inputs)
+        weighted = [image * valid]
+        weights = [valid]
+        for _ in range(self.num_levels):  # 1. pull
+            weighted.append(ops.average_pool(weighted[-1], 2, 2, padding="same"))
+            weights.append(ops.average_pool(weights[-1], 2, 2, padding="same"))
+        known_mean = ops.sum(weighted[0], axis=(1, 2), keepdims=True) / ops.maximum(
+            ops.sum(weights[0], axis=(1, 2), keepdims=True), 1e-6)
+        fill = ops.where(weights[-1] > 0, weighted[-1] / ops.maximum(weights[-1], 1e-6),
+                         known_mean)
+        for level in reversed(range(self.num_levels)):  # 2. push
+            shape = ops.shape(weighted[level])
+            # x2 bilinear, cropped to the level (ceil pooling made the level above round
+            # up). `tf.image.resize`: `ops.image.resize` refuses sizes known only at run time.
+            up = tf.image.resize(fill, 2 * tf.shape(fill)[1:3],
+                                 method="bilinear")[:, :shape[1], :shape[2]]
+            own = weighted[level] / ops.maximum(weights[level], 1e-6)
+            share = ops.minimum(4.0 * weights[level], 1.0) if level else weights[level]
+            fill = share * own + (1.0 - share) * up
+        return fill
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_levels": self.num_levels}
+
+
 def build_unet_inpainter(image_shape=(None, None, 3), num_filters: int = 16,
-                         num_levels: int = 4, num_blocks: int = 2, seed=None,
-                         name="unet_inpainter"):
+                         num_levels: int = 4, num_blocks: int = 2, pull_push_levels: int = 0,
+                         seed=None, name="unet_inpainter"):
     """The residual U-Net of the restoration family (`residual_unet`, after DRUNet) as an
     inpainter: the masked image and its valid mask in, the image out, predicted as what to add
     to the masked image (zero-initialised last layer: it starts by returning its input).
@@ -247,24 +301,36 @@ def build_unet_inpainter(image_shape=(None, None, 3), num_filters: int = 16,
     most layers run at the coarse scales, where the holes are small; with the defaults it sees
     195 pixels.
 
+    With `pull_push_levels`, the holes are first filled by `PullPushFill` (a classical smooth
+    fill, about as good as OpenCV's Telea on free-form holes) and the U-Net predicts what to
+    add to that fill instead: it starts as the classical fill and learns only the detail.
+
     Args:
         image_shape: (H, W, C). H and W may be None (any multiple of 2**(num_levels - 1)).
         num_filters, num_levels, num_blocks: see `residual_unet`.
+        pull_push_levels: int. 0 (default): the U-Net sees the masked image; N > 0: it sees
+            and refines the N-level pull-push fill.
         seed: int. Weight initialisation seed.
 
     Returns:
         A functional `keras.Model`: `[masked image in [0, 1], valid mask]` -> image.
     """
     channels, num_filters = image_shape[-1], int(num_filters)
+    if int(pull_push_levels) < 0:
+        raise ValueError(f"pull_push_levels must be 0 (no prior fill) or more, got "
+                         f"{pull_push_levels}.")
     image = keras.Input((*image_shape[:2], channels), name="image")
     valid = keras.Input((*image_shape[:2], 1), name="valid")
+    start = image
+    if int(pull_push_levels):
+        start = PullPushFill(int(pull_push_levels), name="pull_push")([image, valid])
     conv = unet_convolution(seed)
-    features = conv(layers.Concatenate(name="image_and_mask")([image, valid]), num_filters,
+    features = conv(layers.Concatenate(name="image_and_mask")([start, valid]), num_filters,
                     "head")
     features = residual_unet(features, conv, num_filters, num_levels, num_blocks)
     fill = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
                          name="fill")(features)
-    return keras.Model([image, valid], layers.Add(name="to_image")([image, fill]), name=name)
+    return keras.Model([image, valid], layers.Add(name="to_image")([start, fill]), name=name)
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")

@@ -53,7 +53,8 @@ def build_inpainter(depth: int = 5, num_filters: int = 32, mask_kind: str = "fre
 
 @forwards_kwargs(lambda kwargs: (Inpainter,))
 def build_residual_unet_inpainter(num_filters: int = 16, num_levels: int = 4,
-                                  num_blocks: int = 2, mask_kind: str = "freeform",
+                                  num_blocks: int = 2, pull_push_levels: int = 0,
+                                  mask_kind: str = "freeform",
                                   min_hole_ratio: float = TRAINING_RATIOS[0],
                                   max_hole_ratio: float = TRAINING_RATIOS[1],
                                   stroke_scale: float = 400.0, mask_folder: str = None,
@@ -62,12 +63,14 @@ def build_residual_unet_inpainter(num_filters: int = 16, num_levels: int = 4,
 
     Args:
         num_filters, num_levels, num_blocks: see `residual_unet`.
+        pull_push_levels: int. See `build_unet_inpainter` (0: no prior fill).
         mask_kind, min_hole_ratio, max_hole_ratio, stroke_scale, mask_folder, channels, seed:
             as `build_inpainter`.
         **options: `Inpainter`'s (loss weights, `patch_size`).
     """
     network = build_unet_inpainter((None, None, channels), num_filters=num_filters,
-                                   num_levels=num_levels, num_blocks=num_blocks, seed=seed)
+                                   num_levels=num_levels, num_blocks=num_blocks,
+                                   pull_push_levels=pull_push_levels, seed=seed)
     masks = training_masks(mask_kind, (min_hole_ratio, max_hole_ratio), stroke_scale,
                            mask_folder)
     return Inpainter(network, masks, size_multiple=unet_size_multiple(num_levels), seed=seed,
@@ -158,6 +161,17 @@ PRESETS = {
                     "3 (1 - SSIM); colour, T91 crops",
         task=IMAGE_TO_IMAGE, build=build_residual_unet_inpainter,
         model_kwargs={"patch_size": 128, "ssim_weight": 3.0, "learning_rate": 1e-3},
+        dataset="t91", epochs=25, batch_size=16, steps_per_epoch=100,
+        learning_rate_schedule=functools.partial(LinearDecay, 1e-3, constant_share=0.5)),
+    # The same U-Net refining a classical pull-push fill instead of filling from zeros.
+    "pullpush_unet": ModelPreset(
+        name="pullpush_unet",
+        description="Residual U-Net refining a pull-push fill (Gortler et al. 1996) of the "
+                    "holes, free-form holes, valid + 6 hole L1 + TV + 3 (1 - SSIM); colour, "
+                    "T91 crops",
+        task=IMAGE_TO_IMAGE, build=build_residual_unet_inpainter,
+        model_kwargs={"patch_size": 128, "ssim_weight": 3.0, "learning_rate": 1e-3,
+                      "pull_push_levels": 8},
         dataset="t91", epochs=25, batch_size=16, steps_per_epoch=100,
         learning_rate_schedule=functools.partial(LinearDecay, 1e-3, constant_share=0.5)),
     "deepfill_v2": ModelPreset(
