@@ -32,6 +32,18 @@ EXPORT_FORMATS = ("saved_model", "tflite")
 FORBIDDEN_TFLITE_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 
 
+class NoFullInt8:
+    """Marks a layer that full-int8 TFLite computes wrongly (measured): a model holding one
+    does not offer `quantize="int8"` (`quantizations_of`)."""
+
+
+def quantizations_of(networks, supported=QUANTIZATIONS):
+    """`supported`, less "int8" where one of `networks` holds a `NoFullInt8` layer."""
+    broken = any(isinstance(layer, NoFullInt8) for network in networks
+                 for layer in network._flatten_layers(include_self=False, recursive=True))
+    return tuple(kind for kind in supported if not (broken and kind == "int8"))
+
+
 @dataclasses.dataclass
 class ServingSpec:
     """What a model exports.

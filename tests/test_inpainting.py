@@ -327,6 +327,7 @@ def test_adversarial_members_train_reload_and_export_on_odd_sizes(member, tmp_pa
     known = mask[0, ..., 0] == 0
     np.testing.assert_array_equal(filled[known], image[0][known])
     assert_export_parity(model, tmp_path, [image, mask])
+    assert_int8_parity(model, tmp_path, [image, mask], max_levels=16)
     # The discriminator trains, it is not exported.
     assert export.signature_summary(tmp_path / model.name / "1")["inpaint"]["inputs"] == {
         "image": ("uint8", [None, None, None, 3]), "mask": ("uint8", [None, None, None, 1])}
@@ -360,6 +361,16 @@ def test_adversarial_options_are_checked():
 
 # --- the residual U-Net member -------------------------------------------------------------
 
+def assert_int8_parity(model, folder, inputs, max_levels):
+    """The full-int8 TFLite file (builtin ops) is within `max_levels` of Keras, within one
+    level on average, and keeps the known pixels within `max_levels`."""
+    tflite = export.export_tflite(model, folder / f"{model.name}_int8.tflite", "int8")
+    report = export.tflite_parity(tflite, model, inputs=inputs)
+    assert report["max_abs_diff"] <= max_levels and report["mean_abs_diff"] <= 1.0, report
+    assert not report["has_nan"] and "QUANTIZE" in report["ops"], report
+    assert not any(op.startswith("Flex") for op in report["ops"])
+
+
 def test_residual_unet_member_trains_reloads_and_exports_on_odd_sizes(tmp_path):
     model = build_residual_unet_inpainter(num_filters=4, num_levels=3, num_blocks=1,
                                           patch_size=32, ssim_weight=3.0, seed=0)
@@ -379,6 +390,7 @@ def test_residual_unet_member_trains_reloads_and_exports_on_odd_sizes(tmp_path):
     np.testing.assert_array_equal(filled[~holes], image[0][~holes])
     assert filled[holes].any()  # it fills now
     assert_export_parity(model, tmp_path, [image, mask])
+    assert_int8_parity(model, tmp_path, [image, mask], max_levels=12)
     with pytest.raises(ValueError, match="num_levels and num_blocks must be positive"):
         build_residual_unet_inpainter(num_levels=0, patch_size=32)
     with pytest.raises(ValueError, match="patch_size must be a positive multiple of 8"):
@@ -441,6 +453,8 @@ def test_pull_push_member_starts_as_the_classical_fill_refines_it_and_exports(tm
     np.testing.assert_array_equal(filled[~holes], image[0][~holes])
     assert not np.array_equal(filled, start)  # the refinement moved off the classical fill
     assert_export_parity(model, tmp_path, [image, mask])
+    with pytest.raises(ValueError, match="does not export quantize='int8'.*none, float16"):
+        export.export_tflite(model, tmp_path / "pullpush_int8.tflite", "int8")
     # Under bf16 the fill still computes in float32.
     precision.set_precision(model, "bf16")
     assert model.network.get_layer("pull_push").compute_dtype == "float32"

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from kerasgen.export import NoFullInt8
 from kerasgen.layers import BatchNormalization, PixelShuffle
 from kerasgen.models.restoration.networks import residual_unet, unet_convolution
 from kerasgen.precision import FullPrecision
@@ -58,7 +59,7 @@ class SquareConvolution(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class PartialConv2D(SquareConvolution):
+class PartialConv2D(NoFullInt8, SquareConvolution):
     """`[features, valid]` -> `[features', valid']`, Liu et al. 2018, eq. (1)-(2).
 
     `valid` is one channel (1 = known pixel) shared by every feature channel. With `W` the
@@ -68,7 +69,8 @@ class PartialConv2D(SquareConvolution):
         m' = 1                                     where sum(M) > 0, else 0
 
     Zero padding counts as missing, so border windows are rescaled too (the paper's
-    "partial convolution based padding"). Builtin TFLite ops only.
+    "partial convolution based padding"). Builtin TFLite ops only; not full int8 (a small
+    trained `pconv_unet`'s int8 file was 59 levels off on average, measured).
 
     Args: those of `SquareConvolution`; `kernel_initializer` defaults to "he_normal" (the
     paper's ReLU network).
@@ -240,7 +242,7 @@ def build_gated_generator(image_shape=(None, None, 3), num_filters: int = 24, se
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class PullPushFill(FullPrecision, layers.Layer):
+class PullPushFill(FullPrecision, NoFullInt8, layers.Layer):
     """`[masked image, valid]` -> the image with its holes filled smoothly by pull-push
     (Gortler et al. 1996, "The Lumigraph", section 3.3): a classical fill with no weights, the
     starting point a network can refine.
@@ -250,7 +252,9 @@ class PullPushFill(FullPrecision, layers.Layer):
     colour with weight `min(1, 4 w)` (the Lumigraph's sum of the four children's weights,
     clamped at 1) and takes the rest from the bilinear up-sampling of the level above. Known
     pixels (w = 1) come back exactly; a hole still open at the coarsest level takes the mean
-    of the known pixels. Computed in float32; builtin TFLite ops only.
+    of the known pixels. Computed in float32; builtin TFLite ops only. Not full int8: the
+    conversion fails on its MAXIMUMs, and a form without them divided by a zero in LiteRT
+    on a 481x321 photo (calibrated ranges of the coarse levels' weights; measured).
 
     Args:
         num_levels: int. Pull steps (8 closes any hole narrower than 256 pixels).
