@@ -33,15 +33,33 @@ FORBIDDEN_TFLITE_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_
 
 
 class NoFullInt8:
-    """Marks a layer that full-int8 TFLite computes wrongly (measured): a model holding one
-    does not offer `quantize="int8"` (`quantizations_of`)."""
+    """Marks a layer that int8 TFLite computes wrongly (measured): a model holding one does
+    not offer `quantize="int8"` (`quantizations_of`)."""
+
+
+class FloatInInt8:
+    """Marks a layer whose ops an int8 TFLite file keeps in float32 (selective quantization):
+    `int8_float_ops` names their TFLite op types, which stay float wherever they occur in the
+    graph; the convolutions around them stay int8 (`int8_float_ops_of`)."""
+
+    int8_float_ops = ()
+
+
+def _layers(networks):
+    return [layer for network in networks
+            for layer in network._flatten_layers(include_self=False, recursive=True)]
 
 
 def quantizations_of(networks, supported=QUANTIZATIONS):
     """`supported`, less "int8" where one of `networks` holds a `NoFullInt8` layer."""
-    broken = any(isinstance(layer, NoFullInt8) for network in networks
-                 for layer in network._flatten_layers(include_self=False, recursive=True))
+    broken = any(isinstance(layer, NoFullInt8) for layer in _layers(networks))
     return tuple(kind for kind in supported if not (broken and kind == "int8"))
+
+
+def int8_float_ops_of(networks):
+    """The TFLite op types the `FloatInInt8` layers of `networks` keep in float, sorted."""
+    return tuple(sorted({op for layer in _layers(networks) if isinstance(layer, FloatInInt8)
+                         for op in layer.int8_float_ops}))
 
 
 @dataclasses.dataclass
@@ -58,6 +76,8 @@ class ServingSpec:
             in LiteRT. Defaults to all of `QUANTIZATIONS`.
         tflite: str. The endpoint TFLite files convert (e.g. a diffusion model's one-step
             `denoise`, whose loop the app runs). Defaults to `default`.
+        int8_float_ops: tuple. TFLite op types an int8 file keeps in float32
+            (`int8_float_ops_of`). Defaults to none: every op int8.
     """
 
     networks: list
@@ -65,6 +85,7 @@ class ServingSpec:
     default: str
     quantizations: tuple = QUANTIZATIONS
     tflite: str = None
+    int8_float_ops: tuple = ()
 
 
 def check_quantization(model, quantize):
@@ -178,7 +199,8 @@ def predict_rest(saved_model_path, request):
                             for i in range(count)]}
 
 
-def convert_tflite(saved_model_path, signature, quantize="none", representative_data=None):
+def convert_tflite(saved_model_path, signature, quantize="none", representative_data=None,
+                   float_ops=()):
     """Convert one signature of a SavedModel into TFLite flatbuffer bytes, builtin ops only.
 
     Args:
@@ -188,6 +210,8 @@ def convert_tflite(saved_model_path, signature, quantize="none", representative_
             weights, float activations) or `"int8"` (int8 weights and activations, calibrated
             on `representative_data`). Defaults to `"none"`.
         representative_data: callable returning an iterable of input lists. Needed for int8.
+        float_ops: tuple. For int8: TFLite op types kept in float32 (selective quantization,
+            `tf.lite.experimental.QuantizationDebugger`'s deny list); the rest is int8.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantize {quantize!r}; valid values: {list(QUANTIZATIONS)}.")
@@ -204,6 +228,19 @@ def convert_tflite(saved_model_path, signature, quantize="none", representative_
             raise ValueError("quantize='int8' needs representative_data to calibrate activations.")
         converter.representative_dataset = representative_data
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if float_ops:
+            # The float ops are builtins too; everything else still calibrates to int8.
+            converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+
+            def as_lists():  # the debugger feeds inputs by position
+                for inputs in representative_data():
+                    yield list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
+
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=as_lists,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                    denylisted_ops=list(float_ops)))
+            return debugger.get_nondebug_quantized_model()
     return converter.convert()
 
 
@@ -245,7 +282,8 @@ def export_tflite(model, path, quantize="none", saved_model_path=None, signature
     with tempfile.TemporaryDirectory() as scratch:
         if saved_model_path is None:
             saved_model_path = export_saved_model(model, scratch, "model")
-        flatbuffer = convert_tflite(saved_model_path, signature, quantize, representative)
+        flatbuffer = convert_tflite(saved_model_path, signature, quantize, representative,
+                                    float_ops=spec.int8_float_ops)
     check_tflite_ops(flatbuffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".partial_{path.name}")

@@ -369,6 +369,7 @@ def assert_int8_parity(model, folder, inputs, max_levels):
     assert report["max_abs_diff"] <= max_levels and report["mean_abs_diff"] <= 1.0, report
     assert not report["has_nan"] and "QUANTIZE" in report["ops"], report
     assert not any(op.startswith("Flex") for op in report["ops"])
+    return report
 
 
 def test_residual_unet_member_trains_reloads_and_exports_on_odd_sizes(tmp_path):
@@ -395,6 +396,19 @@ def test_residual_unet_member_trains_reloads_and_exports_on_odd_sizes(tmp_path):
         build_residual_unet_inpainter(num_levels=0, patch_size=32)
     with pytest.raises(ValueError, match="patch_size must be a positive multiple of 8"):
         build_residual_unet_inpainter(patch_size=36)
+
+
+def test_int8_is_offered_where_it_computes_right_with_the_pull_push_fill_in_float():
+    unet = build_residual_unet_inpainter(num_filters=2, num_levels=2, num_blocks=1,
+                                         patch_size=32)
+    pull_push = build_residual_unet_inpainter(num_filters=2, num_levels=2, num_blocks=1,
+                                              pull_push_levels=3, patch_size=32)
+    assert "int8" in unet.serving_spec().quantizations and not unet.serving_spec().int8_float_ops
+    spec = pull_push.serving_spec()
+    assert "int8" in spec.quantizations and {"DIV", "AVERAGE_POOL_2D"} <= set(spec.int8_float_ops)
+    # The partial convolution's int8 file is wrong (59 levels on average): refused up front.
+    with pytest.raises(ValueError, match="does not export quantize='int8'"):
+        export.check_quantization(tiny(), "int8")
 
 
 def test_pull_push_fill_keeps_known_pixels_and_interpolates_across_holes():
@@ -453,8 +467,9 @@ def test_pull_push_member_starts_as_the_classical_fill_refines_it_and_exports(tm
     np.testing.assert_array_equal(filled[~holes], image[0][~holes])
     assert not np.array_equal(filled, start)  # the refinement moved off the classical fill
     assert_export_parity(model, tmp_path, [image, mask])
-    with pytest.raises(ValueError, match="does not export quantize='int8'.*none, float16"):
-        export.export_tflite(model, tmp_path / "pullpush_int8.tflite", "int8")
+    # int8: the U-Net's convolutions in int8, the pull-push ops kept in float32.
+    report = assert_int8_parity(model, tmp_path, [image, mask], max_levels=12)
+    assert {"DIV", "CONV_2D"} <= set(report["ops"])
     # Under bf16 the fill still computes in float32.
     precision.set_precision(model, "bf16")
     assert model.network.get_layer("pull_push").compute_dtype == "float32"

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from kerasgen.export import NoFullInt8
+from kerasgen.export import FloatInInt8, NoFullInt8
 from kerasgen.layers import BatchNormalization, PixelShuffle
 from kerasgen.models.restoration.networks import residual_unet, unet_convolution
 from kerasgen.precision import FullPrecision
@@ -242,7 +242,7 @@ def build_gated_generator(image_shape=(None, None, 3), num_filters: int = 24, se
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class PullPushFill(FullPrecision, NoFullInt8, layers.Layer):
+class PullPushFill(FullPrecision, FloatInInt8, layers.Layer):
     """`[masked image, valid]` -> the image with its holes filled smoothly by pull-push
     (Gortler et al. 1996, "The Lumigraph", section 3.3): a classical fill with no weights, the
     starting point a network can refine.
@@ -252,13 +252,16 @@ class PullPushFill(FullPrecision, NoFullInt8, layers.Layer):
     colour with weight `min(1, 4 w)` (the Lumigraph's sum of the four children's weights,
     clamped at 1) and takes the rest from the bilinear up-sampling of the level above. Known
     pixels (w = 1) come back exactly; a hole still open at the coarsest level takes the mean
-    of the known pixels. Computed in float32; builtin TFLite ops only. Not full int8: the
-    conversion fails on its MAXIMUMs, and a form without them divided by a zero in LiteRT
-    on a 481x321 photo (calibrated ranges of the coarse levels' weights; measured).
+    of the known pixels. Computed in float32; builtin TFLite ops only. An int8 file keeps
+    its ops in float32 (`int8_float_ops`): fully int8, the conversion failed on its MAXIMUMs,
+    and a form without them divided by a zero in LiteRT on a 481x321 photo (measured).
 
     Args:
         num_levels: int. Pull steps (8 closes any hole narrower than 256 pixels).
     """
+
+    int8_float_ops = ("AVERAGE_POOL_2D", "DIV", "MAXIMUM", "MINIMUM", "RESIZE_BILINEAR",
+                      "SELECT", "SELECT_V2", "SUM")
 
     def __init__(self, num_levels=8, **kwargs):
         super().__init__(**kwargs)
