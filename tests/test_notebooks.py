@@ -4,8 +4,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-# Each notebook trains small models end to end (16-82 s each): the slow suite runs them.
-pytestmark = pytest.mark.slow
+# Each notebook trains small models end to end (16-82 s each): the slow suite runs them, except
+# the inpainting one (about 25 s), which issue 13 asks to run in CI.
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -23,6 +23,7 @@ def run_notebook(name, parameters, folder):
                    for output in cell.get("outputs", []))
 
 
+@pytest.mark.slow
 def test_dcgan_notebook(tmp_path):
     outputs = run_notebook("01_dcgan.ipynb", """EPOCHS = 2
 BATCH_SIZE = 32
@@ -36,6 +37,7 @@ OUT_DIR = "run"
     assert (tmp_path / "run" / "samples" / "epoch_0002.png").exists()
 
 
+@pytest.mark.slow
 def test_gan_zoo_notebook(tmp_path):
     outputs = run_notebook("02_gan_zoo.ipynb", """DATASET = "digits"
 IMAGE_SIZE = 16
@@ -51,6 +53,7 @@ OUT_DIR = "zoo"
                    for line in outputs.splitlines()), f"no score row for {name}"
 
 
+@pytest.mark.slow
 def test_vae_notebook(tmp_path):
     outputs = run_notebook("03_vae.ipynb", """DATASET = "digits"
 IMAGE_SIZE = 16
@@ -69,6 +72,7 @@ OUT_DIR = "vae"
     assert (tmp_path / "vae" / "vae" / "samples" / "epoch_0002_reconstructions.png").exists()
 
 
+@pytest.mark.slow
 def test_restoration_notebook(tmp_path, data_dir):
     outputs = run_notebook("05_restoration.ipynb", f"""DATA_DIR = {str(data_dir)!r}
 DENOISE_DATA = "photos"
@@ -87,6 +91,7 @@ OUT_DIR = "restoration"
     assert (tmp_path / "restoration" / "dncnn" / "dncnn.tflite").exists()
 
 
+@pytest.mark.slow
 def test_translation_notebook(tmp_path):
     outputs = run_notebook("04_translation.ipynb", """DATA_DIR = None
 UNPAIRED_DATA = "chelsea2coffee"
@@ -125,6 +130,7 @@ OUT_DIR = "inpainting"
     assert (tmp_path / "inpainting" / "grid.png").exists()
 
 
+@pytest.mark.slow
 def test_enhancement_notebook(tmp_path, data_dir):
     outputs = run_notebook("07_enhancement.ipynb", f"""DATA_DIR = {str(data_dir)!r}
 TRAIN_DATA = "photos"
@@ -142,6 +148,7 @@ OUT_DIR = "enhancement"
     assert (tmp_path / "enhancement" / "lowlight_unet_grid.png").exists()
 
 
+@pytest.mark.slow
 def test_diffusion_notebook(tmp_path, data_dir):
     outputs = run_notebook("09_diffusion.ipynb", f"""DATA_DIR = {str(data_dir)!r}
 EPOCHS = 1
@@ -161,6 +168,7 @@ OUT_DIR = "diffusion"
     assert difference <= 1
 
 
+@pytest.mark.slow
 def test_autoregressive_notebook(tmp_path):
     outputs = run_notebook("08_autoregressive.ipynb", """DATASET = "digits"
 EPOCHS = 1
