@@ -158,7 +158,7 @@ def resolve(precision="auto", cpuinfo="/proc/cpuinfo", measure=measured_bf16_spe
     return "bf16" if cpu_bf16_speedup(cpuinfo, measure) >= BF16_MIN_SPEEDUP else "float32"
 
 
-def _network_layers(model):
+def network_layers(model):
     """Every layer below `model` (itself excluded), recursively, each once."""
     return model._flatten_layers(include_self=False, recursive=True)
 
@@ -169,7 +169,7 @@ def _float32_layers(model):
     from keras.src.models.functional import Functional  # the class of builder-made networks
 
     kept = []
-    for layer in [model, *_network_layers(model)]:
+    for layer in [model, *network_layers(model)]:
         if isinstance(layer, FullPrecision):
             kept.append(layer)
         if isinstance(layer, Functional):
@@ -189,7 +189,7 @@ def set_precision(model, precision):
     if precision not in POLICIES:
         raise ValueError(f"Unknown precision {precision!r}; valid: {', '.join(POLICIES)}.")
     keep = _float32_layers(model) if precision != "float32" else set()
-    for layer in _network_layers(model):
+    for layer in network_layers(model):
         if isinstance(layer, (keras.Model, keras.layers.InputLayer)):
             continue  # a network's own call only passes its inputs on
         layer.dtype_policy = "float32" if id(layer) in keep else POLICIES[precision]
@@ -199,7 +199,7 @@ def set_precision(model, precision):
 def precision_of(model):
     """`"bf16"` if any layer of `model` computes in bfloat16, else `"float32"`."""
     return "bf16" if any(layer.compute_dtype == "bfloat16"
-                         for layer in _network_layers(model)) else "float32"
+                         for layer in network_layers(model)) else "float32"
 
 
 def float32_copy(model):

@@ -52,8 +52,7 @@ def layer_policies(model):
     each layer's precision, sublayers included. A set of pairs, not a dict: paths repeat (an EMA
     copy's layers have its network's names), and a reload may name a copy differently
     (`ema_generator`), so compare with `<=`."""
-    return {(layer.path, layer.dtype_policy.name)
-            for layer in model._flatten_layers(include_self=False, recursive=True)}
+    return {(layer.path, layer.dtype_policy.name) for layer in precision.network_layers(model)}
 
 
 def assert_export_parity(model, folder, inputs, tolerance=1):
