@@ -8,7 +8,7 @@ equalisation) in PSNR and SSIM on both sets (a shipped model that loses to a cla
 is a defect). The oracle gamma reads the truth; its margin is reported, not required.
 
     python benchmarks/ship_enhancer.py RUN --name NAME [--report R.json]
-        [--grid-prefix P] [--cpu-minutes M] [--wall-minutes M]
+        [--grid-prefix P] [--cpu-minutes M] [--wall-minutes M] [--weight-dtype float16]
 
 Exits 1, shipping nothing, when the model does not win.
 """
@@ -36,9 +36,9 @@ def margins(report):
             rows["model"]["ssim"] - max(rows[name]["ssim"] for name in RUNNABLE_PEERS))
 
 
-def training_data_line(model, config):
+def training_data_line(model, config, described=None):
     """What the run trained on: a pair folder's real pairs, or clean images darkened on the fly
-    (the run's own `Darken` settings)."""
+    (the run's own `Darken` settings). `described` names a local folder for the card."""
     dataset = config["dataset"]
     if restoration_data.pair_folder(dataset) is not None:
         return f"`{dataset}`: real (low, normal-light) pairs, random crops."
@@ -48,14 +48,16 @@ def training_data_line(model, config):
     gamma = ("on the luminance, colour ratios kept" if share == 1 else "per channel"
              if share == 0 else f"on the luminance for {share:.0%} of the images, per channel "
              "for the others")
-    return (f"`{dataset}` (clean colour images) darkened on the fly by `Darken`: gamma in "
+    rounded = ", rounded to 8 bits" if darken.get("eight_bit") else ""
+    source = described or f"`{dataset}`"
+    return (f"{source} (clean colour images) darkened on the fly by `Darken`: gamma in "
             f"[{low:g}, {high:g}] {gamma}, then Poisson-Gaussian sensor noise (shot level up to "
             f"{darken['max_shot']:g}, read noise up to {darken['max_read']:g}; LLNet's "
-            "protocol), per image; random crops with flips and rotations. It never saw a LOL "
-            "image: LOL's training pairs are not in the shared data.")
+            f"protocol){rounded}, per image; random crops with flips and rotations. It never "
+            "saw a LOL image: LOL's training pairs are not in the shared data.")
 
 
-def model_card(name, model, config, table, budget):
+def model_card(name, model, config, table, budget, weight_dtype="float32", train_data=None):
     """The model card: the preset's description, the run's data, budget and size, and the
     measured table."""
     preset = registry.get_preset(config["model"])
@@ -65,6 +67,8 @@ def model_card(name, model, config, table, budget):
     steps = (f"{int(optimizer.iterations)} at batch {config['batch_size']} "
              f"({config['epochs']} epochs of {config['steps_per_epoch']}), "
              f"{config.get('precision', 'float32')} compute")  # runs from before the option
+    stored = ("" if weight_dtype == "float32" else
+              f"; shipped with {weight_dtype} weights, float32 computation, measured so")
     size = (f"{model.network.count_params():,}; receptive field {model.min_size} px (smaller "
             "images are refused)")
     return f"""# {name}
@@ -73,9 +77,9 @@ def model_card(name, model, config, table, budget):
 `kerasgen apply {name} DARK.png... --out DIR`; SavedModel signature `enhance`.
 
 ## Training
-- Data: {training_data_line(model, config)}
-- Steps: {steps}, {type(optimizer).__name__} {rate}{budget}, 2 CPU cores, no GPU.
-- Parameters: {size}.
+- Data: {training_data_line(model, config, train_data)}
+- Steps: {steps}, {type(optimizer).__name__} {rate}{budget}, on a 2-core CPU, no GPU.
+- Parameters: {size}{stored}.
 
 ## Measured (`kerasgen evaluate RUN --dataset LOL|CBSD68`, the README's protocol)
 
@@ -97,9 +101,15 @@ def main():
     parser.add_argument("--grid-prefix", default="enhancement")
     parser.add_argument("--cpu-minutes", type=float, default=None)
     parser.add_argument("--wall-minutes", type=float, default=None)
+    parser.add_argument("--weight-dtype", choices=store.WEIGHT_DTYPES, default="float32",
+                        help="float16 halves the file")
+    parser.add_argument("--train-data", default=None,
+                        help="what the run's --dataset folder holds, for the card")
     args = parser.parse_args()
 
-    model = training.load_run(args.run)
+    trained = training.load_run(args.run)
+    # Measured on the file that ships (the float32 copy of a bf16 run, its weights as stored).
+    model = store.as_shipped(trained, args.weight_dtype)
     config = training.read_run_config(args.run)
     reports = {dataset: evaluate_enhancement(model, dataset,
                                              grid=f"{args.grid_prefix}_{dataset}.png")
@@ -121,9 +131,11 @@ def main():
              **report["methods"]["model"], "peers": report["methods"],
              "best_runnable_peer_margin_db": wins[dataset][0]}
             for dataset, report in reports.items()]
-    card = model_card(args.name, model, config, table, budget)
+    card = model_card(args.name, trained, config, table, budget, args.weight_dtype,
+                      args.train_data)
     folder = store.ship_model(model, args.name, card, metrics={"rows": rows},
-                              train_data=config["dataset"])
+                              train_data=args.train_data or config["dataset"],
+                              weight_dtype=args.weight_dtype)
     print(f"shipped: {folder}")
 
 

@@ -15,12 +15,11 @@ Exits 1, shipping nothing, when the model does not win.
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kerasgen import precision, registry, store, training  # noqa: E402
+from kerasgen import registry, store, training  # noqa: E402
 from kerasgen.models.inpainting.evaluation import (evaluate_inpainting,  # noqa: E402
                                                    inpainting_table)
 
@@ -52,13 +51,9 @@ def main():
 
     model = training.load_run(args.run)
     steps = int(model.optimizer.iterations)
-    # A bf16-trained run is measured and shipped as its float32 copy, what its exports run.
-    model = precision.float32_copy(model)
-    if args.weight_dtype != "float32":
-        # Measured on the file that ships: its weights as `ship_model` stores them.
-        with tempfile.TemporaryDirectory() as scratch:
-            model = store.load_model(store.ship_model(model, "candidate", "", folder=scratch,
-                                                      weight_dtype=args.weight_dtype))
+    # Measured on the file that ships: the float32 copy a bf16 run exports, its weights as
+    # `ship_model` stores them.
+    model = store.as_shipped(model, args.weight_dtype)
     config = training.read_run_config(args.run)
     report = evaluate_inpainting(model, args.dataset, grid=args.grid)
     lines = inpainting_table(report)

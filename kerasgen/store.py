@@ -131,6 +131,22 @@ def ship_model(model, name, card, metrics=None, folder=None, train_data=None,
     return target
 
 
+def as_shipped(model, weight_dtype="float32"):
+    """`model` as `ship_model(..., weight_dtype=...)` would store it, to measure what ships:
+    its float32 copy (a bf16-trained model's exports compute in float32), its weights
+    rounded through `weight_dtype` by a save and a load."""
+    import tempfile
+
+    from kerasgen.precision import float32_copy
+
+    model = float32_copy(model)
+    if weight_dtype == "float32":
+        return model
+    with tempfile.TemporaryDirectory() as scratch:
+        return load_model(ship_model(model, "candidate", "", folder=scratch,
+                                     weight_dtype=weight_dtype))
+
+
 def describe_shipped(name):
     """`{"name", "model", "task", "data", "figure"}` of a shipped model, from its
     `metrics.json` alone (neither TensorFlow nor the model is loaded)."""

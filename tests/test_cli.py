@@ -35,8 +35,8 @@ def test_list_and_unknown_model_errors(capsys):
                       "cyclegan", "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2",
                       "diagonal_bilstm", "dncnn", "dncnn_blind", "dncnn_color", "draw", "drrn",
                       "edsr", "espcn", "ffdnet", "ffdnet_color", "fsrcnn", "iwae",
-                      "lowlight_unet", "pconv_unet", "pix2pix", "pixelcnn",
-                      "pixelcnn_conditional", "pixelcnn_grey", "pullpush_unet",
+                      "lowlight_curve_unet", "lowlight_unet", "pconv_unet", "pix2pix",
+                      "pixelcnn", "pixelcnn_conditional", "pixelcnn_grey", "pullpush_unet",
                       "recurrent_denoiser", "row_lstm", "unet_denoiser", "unet_inpainter", "vae",
                       "wgan_gp", "zero_dce", "zero_dce_plus"]
     valid = "Valid models: " + ", ".join(listed)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasgen import cli, export, store
+from kerasgen import cli, export, precision, store
 from kerasgen.data import restoration as rdata
 from kerasgen.distribute import ReplicaBatch
 from kerasgen.data.sources import DataError
-from kerasgen.models.enhancement import (Darken, LowLightEnhancer, ZeroDCE, apply_curves,
-                                         build_lowlight_enhancer, build_zero_dce,
-                                         build_zero_dce_plus)
+from kerasgen.models.enhancement import (Darken, GlobalGamma, LowLightEnhancer, ZeroDCE,
+                                         apply_curves, build_lowlight_enhancer,
+                                         build_zero_dce, build_zero_dce_plus)
 from kerasgen.models.enhancement import evaluation, zero_dce
 from tests.helpers import (assert_export_parity, assert_fit_moves_weights,
                            assert_mirrored_step_equal, assert_round_trip)
@@ -331,7 +331,8 @@ def test_cli_trains_the_unet_on_pairs_and_refuses_images_below_its_receptive_fie
 
 
 # The supervised U-Net and the phone-size Zero-DCE++.
-SHIPPED = ("lowlight_unet_synthetic", "zero_dce_plus_synthetic")
+SHIPPED = ("lowlight_unet_synthetic", "zero_dce_plus_synthetic",
+           "lowlight_curve_unet_synthetic")
 
 
 @pytest.mark.parametrize("shipped", SHIPPED)
@@ -360,3 +361,96 @@ def test_shipped_enhancer_measures_what_its_card_says(shipped, data_dir, tmp_pat
                                              grid=str(tmp_path / "grid.png"))
     assert report["methods"]["model"]["psnr"] == pytest.approx(row["psnr"], abs=0.01)
     assert report["methods"]["model"]["ssim"] == pytest.approx(row["ssim"], abs=1e-4)
+
+
+# --- the global curve ------------------------------------------------------------------------
+
+def test_global_gamma_is_the_auto_gamma_curve_scaled_by_its_correction():
+    images = np.stack([photo(24, 30, index=1), photo(24, 30, index=2) // 9]) / 255.0
+    images[1, :3, :3] = 0.0  # black pixels
+    curve = GlobalGamma(0.4)
+    luminance = (images * [0.299, 0.587, 0.114]).sum(-1)
+    log_mean = np.log(luminance + 1 / 255).mean(axis=(1, 2))
+    share = np.clip((np.log(0.4) / log_mean - 0.05) / 0.95, 1e-3, 1 - 1e-3)
+    auto = 0.05 + 0.95 * share
+    assert auto[0] > 0.99 and 0.05 < auto[1] < 0.9  # the bright photo is kept, the dark lifted
+    np.testing.assert_allclose(curve(images.astype("float32")).numpy(),
+                               images ** auto[:, None, None, None], rtol=2e-5, atol=2e-6)
+    correction = np.array([[0.0], [-1.0]], "float32")  # one step down the logistic scale
+    scaled = curve([images.astype("float32"), correction]).numpy()
+    lowered = 0.05 + 0.95 / (1 + np.exp(-(np.log(share[1] / (1 - share[1])) - 1.0)))
+    np.testing.assert_allclose(scaled[1], images[1] ** lowered, rtol=2e-5, atol=2e-6)
+    assert lowered < auto[1] and (scaled[1, :3, :3] == 0).all()  # black stays black
+    lowest = curve([images.astype("float32"), np.full((2, 1), -20.0, "float32")]).numpy()
+    np.testing.assert_allclose(lowest, images ** 0.05, rtol=2e-5, atol=2e-6)  # g > 0.05
+    # Finite gradients (black pixels give no NaN), and never zero: no exponent gets stuck.
+    for offset in (0.0, 8.0, -8.0):
+        gradient = _correction_gradient(curve, images.astype("float32"), offset)
+        assert np.isfinite(gradient).all() and (gradient != 0).all(), (offset, gradient)
+    assert GlobalGamma.from_config(curve.get_config()).target_mean == 0.4
+    with pytest.raises(ValueError, match=r"target_mean must be in \(0, 1\)"):
+        GlobalGamma(0.0)
+
+
+def _correction_gradient(curve, images, offset):
+    correction = tf.Variable(tf.fill([len(images), 1], offset))
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(curve([images, correction]))
+    return tape.gradient(total, correction).numpy()[:, 0]
+
+
+def test_darkening_rounds_to_eight_bits_when_asked():
+    clean = tf.random.uniform([3, 16, 16, 3], 0.05, 1.0, seed=2)
+    rounded = Darken(eight_bit=True)
+    dark = rounded.degrade(clean, ReplicaBatch(3), keras.random.SeedGenerator(5))[0].numpy()
+    np.testing.assert_allclose(dark * 255, np.round(dark * 255), atol=1e-4)
+    unrounded = Darken().degrade(clean, ReplicaBatch(3), keras.random.SeedGenerator(5))[0]
+    np.testing.assert_allclose(dark, np.round(unrounded.numpy() * 255) / 255, atol=1e-6)
+    assert Darken.from_config(rounded.get_config()).eight_bit
+
+
+def test_curve_weight_adds_the_global_curves_own_l1_error(mirrored_strategy):
+    model = tiny_unet(seed=4, global_curve=True, curve_weight=0.5)
+    plain = tiny_unet(seed=4, global_curve=True)
+    dark = tf.constant((photo(32, 32, index=1)[None] // 7).astype("float32") / 255.0)
+    targets = tf.constant(photo(32, 32, index=1)[None].astype("float32") / 255.0)
+    restored, loss = model.objective(dark, targets, training=False)
+    _, plain_loss = plain.objective(dark, targets, training=False)
+    curve = GlobalGamma(0.4)(dark).numpy()  # untrained: no correction
+    np.testing.assert_allclose(loss - plain_loss, 0.5 * np.abs(curve - targets).mean(),
+                               rtol=1e-4)
+    np.testing.assert_allclose(restored.numpy(), curve, atol=1e-6)
+    assert LowLightEnhancer.from_config(model.get_config()).curve_weight == 0.5
+    with pytest.raises(ValueError, match="has none; build it with global_curve=True"):
+        tiny_unet(curve_weight=1.0)
+    with pytest.raises(ValueError, match="curve_weight must be >= 0"):
+        tiny_unet(global_curve=True, curve_weight=-1.0)
+    batch = model.training_data("photos", 8, seed=2).take(1)
+    assert_mirrored_step_equal(lambda: tiny_unet(seed=3, global_curve=True, curve_weight=1.0),
+                               batch, mirrored_strategy, metrics=("loss", "psnr"), atol=5e-5,
+                               rel=1e-4)
+
+
+def test_curve_unet_starts_at_the_auto_gamma_trains_reloads_and_exports(tmp_path):
+    model = tiny_unet(seed=2, global_curve=True, eight_bit=True, curve_weight=1.0)
+    image = (photo(61, 67, index=0) // 6)[None]
+    classical = GlobalGamma(0.4)(image.astype("float32") / 255.0).numpy()
+    # One curve for the whole image, even where the memory budget would cut tiles.
+    model.default_tile = lambda: 32
+    np.testing.assert_allclose(model.apply(image).numpy(), np.round(classical * 255), atol=1)
+    with pytest.raises(ValueError, match="from the whole image"):
+        model.apply(image, tile=32)
+    del model.default_tile
+    batches = model.training_data("photos", 4, seed=0)
+    assert_fit_moves_weights(model, batches, steps=2)
+    assert model.network.get_layer("curve_correction").get_weights()[0].any()
+    assert_round_trip(model, tmp_path / "curve.keras",
+                      lambda m: m.fit(batches, epochs=1, steps_per_epoch=1, verbose=0))
+    assert_export_parity(model, tmp_path, [image])
+    int8 = export.export_tflite(model, tmp_path / "int8.tflite", "int8")
+    assert export.tflite_parity(int8, model, inputs=[image])["mean_abs_diff"] <= 3.0
+    # bf16 training keeps the curve in float32.
+    bf16 = tiny_unet(seed=2, global_curve=True)
+    precision.set_precision(bf16, "bf16")
+    assert bf16.network.get_layer("global_gamma").compute_dtype == "float32"
+    assert bf16.network.get_layer("curve_conv0").compute_dtype == "bfloat16"

@@ -6,6 +6,12 @@ import tensorflow as tf
 from kerasgen.precision import FullPrecision
 
 
+class WholeImage:
+    """Marks a layer whose output depends on statistics of the whole image (a global curve):
+    a network holding one is never cut into tiles, which would each get their own result
+    (`Restorer.apply`)."""
+
+
 @keras.saving.register_keras_serializable(package="kerasgen")
 class LabelEmbedding(keras.layers.Layer):
     """A learned vector per integer label: `[batch]` -> `[batch, output_dim]`.

@@ -1,16 +1,21 @@
 """The low-light builders and the registered presets (`kerasgen train zero_dce`, ...)."""
 
+import functools
+
+from kerasgen.callbacks import StepDecay
+
 from kerasgen.models.enhancement.darkening import Darken
 from kerasgen.models.enhancement.networks import build_lowlight_unet, unet_receptive_field
 from kerasgen.models.enhancement.trainer import LowLightEnhancer
 from kerasgen.models.enhancement.zero_dce import (ITERATIONS, ZeroDCE, build_dce_net,
                                                   build_dce_net_plus)
 from kerasgen.models.preset import ModelPreset, forwards_kwargs
+from kerasgen.models.restoration.trainer import LEARNING_RATE
 from kerasgen.tasks import IMAGE_TO_IMAGE
 
 
-def _darken(min_gamma, max_gamma, max_shot, max_read, luminance_share):
-    return Darken((min_gamma, max_gamma), max_shot, max_read, luminance_share)
+def _darken(min_gamma, max_gamma, max_shot, max_read, luminance_share, eight_bit=False):
+    return Darken((min_gamma, max_gamma), max_shot, max_read, luminance_share, eight_bit)
 
 
 @forwards_kwargs(lambda kwargs: (ZeroDCE,))
@@ -62,10 +67,11 @@ def build_zero_dce_plus(num_filters: int = 32, iterations: int = ITERATIONS,
 
 
 @forwards_kwargs(lambda kwargs: (LowLightEnhancer,))
-def build_lowlight_enhancer(num_filters: int = 16, depth: int = 2, min_gamma: float = 2.0,
+def build_lowlight_enhancer(num_filters: int = 16, depth: int = 2, global_curve: bool = False,
+                            curve_target: float = 0.4, min_gamma: float = 2.0,
                             max_gamma: float = 3.5, max_shot: float = 0.01,
                             max_read: float = 0.02, luminance_share: float = 0.0,
-                            loss: str = "l1", ssim_weight: float = 1.0,
+                            eight_bit: bool = False, loss: str = "l1", ssim_weight: float = 1.0,
                             patch_size: int = 64, seed=0, **options):
     """A `LowLightEnhancer` around a fresh U-Net (`build_lowlight_unet`), trained with
     L1 + SSIM on (darkened, clean) patches or on a pair folder's real pairs.
@@ -77,17 +83,18 @@ def build_lowlight_enhancer(num_filters: int = 16, depth: int = 2, min_gamma: fl
             not, and whole-image results drifted by several dB between checkpoints of equal
             training loss (LOL 15.4 dB at step 3,000, 13.3 at 6,000; measured). T91's smallest
             images (78 px) rule out crops large enough for depth 3.
-        min_gamma, max_gamma, max_shot, max_read, luminance_share: the synthetic darkening
-            (see `Darken`).
+        global_curve, curve_target: see `build_lowlight_unet`.
+        min_gamma, max_gamma, max_shot, max_read, luminance_share, eight_bit: the synthetic
+            darkening (see `Darken`).
         loss, ssim_weight: the objective (see `Restorer`): L1 + 1 x (1 - SSIM) by default.
         patch_size: int. Training crop side, a multiple of `2**depth`, best at least the
             receptive field (`unet_receptive_field(depth)`).
         seed: int. Seeds the weights and the darkening stream.
         **options: `LowLightEnhancer`'s.
     """
-    network = build_lowlight_unet(num_filters, depth, seed=seed)
+    network = build_lowlight_unet(num_filters, depth, global_curve, curve_target, seed=seed)
     return LowLightEnhancer(network, _darken(min_gamma, max_gamma, max_shot, max_read,
-                                             luminance_share),
+                                             luminance_share, eight_bit),
                             loss=loss, ssim_weight=ssim_weight, patch_size=patch_size,
                             min_size=unet_receptive_field(int(depth)),
                             size_multiple=2 ** int(depth), seed=seed, **options)
@@ -112,4 +119,14 @@ PRESETS = {
                     "fly (gamma 2-3.5 + Poisson-Gaussian noise), or a low/high pair folder",
         task=IMAGE_TO_IMAGE, build=build_lowlight_enhancer,
         dataset="t91", epochs=30, batch_size=16, steps_per_epoch=100),
+    "lowlight_curve_unet": ModelPreset(
+        name="lowlight_curve_unet",
+        description="Supervised low-light U-Net refining a global auto-gamma curve that a "
+                    "small branch corrects from the whole image; 32 filters, L1 + SSIM; T91 "
+                    "darkened on the fly and rounded to 8 bits",
+        task=IMAGE_TO_IMAGE, build=build_lowlight_enhancer,
+        model_kwargs={"num_filters": 32, "global_curve": True, "eight_bit": True,
+                      "curve_weight": 1.0},
+        dataset="t91", epochs=150, batch_size=16, steps_per_epoch=100,
+        learning_rate_schedule=functools.partial(StepDecay, LEARNING_RATE, drop_at=0.6)),
 }

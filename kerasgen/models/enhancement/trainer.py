@@ -7,9 +7,11 @@ scores it beside the classical enhancers (`kerasgen.models.enhancement.evaluatio
 """
 
 import keras
+import tensorflow as tf
 
 from kerasgen.data import restoration as data
 from kerasgen.export import ServingSpec
+from kerasgen.models.enhancement.networks import GlobalGamma
 from kerasgen.models.restoration.trainer import Restorer
 
 
@@ -20,13 +22,42 @@ class LowLightEnhancer(Restorer):
     Args:
         network: `keras.Model`. Dark float RGB images in [0, 1] -> enhanced ones.
         degradation: `Darken`: how clean training images are made dark.
+        curve_weight: float. Adds `curve_weight` times the mean absolute error of the
+            network's global curve alone (its last `GlobalGamma` layer's output) against the
+            clean image. Trained on the final output only, the curve drifted towards no
+            brightening (exponents from 0.43 to 0.75 in 1,000 steps, measured) while the
+            U-Net brightened locally, which its 56-pixel view of a 64-pixel crop allows but a
+            whole photo punishes (Set14 25.6 dB down to 24.0). Defaults to 0 (off).
         **kwargs: `Restorer`'s (`loss`, `ssim_weight`, `patch_size`, `min_size`,
             `size_multiple`, `seed`).
     """
 
-    def __init__(self, network, degradation, **kwargs):
+    def __init__(self, network, degradation, curve_weight: float = 0.0, **kwargs):
         kwargs.setdefault("color", "rgb")
         super().__init__(network, degradation, **kwargs)
+        if float(curve_weight) < 0:
+            raise ValueError(f"curve_weight must be >= 0, got {curve_weight}.")
+        curves = [layer for layer in self.network.layers if isinstance(layer, GlobalGamma)]
+        if float(curve_weight) and not curves:
+            raise ValueError(f"curve_weight={curve_weight} supervises a global curve, and "
+                             f"{self.network.name} has none; build it with global_curve=True "
+                             "or leave curve_weight at 0.")
+        self.curve_weight = float(curve_weight)
+        self._curve = curves[-1] if curves else None
+
+    def objective(self, inputs, targets, training):
+        """The output and its loss, plus `curve_weight` x the global curve's own L1 error."""
+        if not self.curve_weight:
+            return super().objective(inputs, targets, training)
+        # The network's output and its curve's in one pass: a graph function over the same
+        # layers (not a layer itself, so nothing is tracked or saved twice).
+        outputs = self.__dict__.get("_with_curve")
+        if outputs is None:
+            outputs = self.__dict__["_with_curve"] = keras.Function(
+                self.network.inputs[0], [self.network.outputs[0], self._curve.output])
+        restored, curve = outputs(inputs)
+        curve_error = tf.reduce_mean(tf.abs(tf.cast(curve, tf.float32) - targets), axis=[1, 2, 3])
+        return restored, self.per_image_loss(restored, targets) + self.curve_weight * curve_error
 
     def training_data(self, dataset, batch_size, seed=0, data_dir=None, start_batch=0,
                       patch_size=None):
@@ -54,3 +85,6 @@ class LowLightEnhancer(Restorer):
         spec = super().serving_spec()
         return ServingSpec(networks=spec.networks, endpoints={"enhance": spec.endpoints[
             "restore"]}, default="enhance")
+
+    def get_config(self):
+        return {**super().get_config(), "curve_weight": self.curve_weight}

@@ -14,8 +14,10 @@ from kerasgen.data import pad_to_multiple, unit_to_uint8
 from kerasgen.data import restoration as data
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
+from kerasgen.layers import WholeImage
 from kerasgen.metrics import unit_psnr
 from kerasgen.models.base import NestedObjects, SeededModel, SingleOptimizer
+from kerasgen.precision import network_layers
 from kerasgen.tasks import ImageToImageModel
 
 COLORS = ("grey", "rgb", "y")  # "y": the network sees the BT.601 luma of RGB images
@@ -152,8 +154,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         inputs, targets = self._unpack(data_batch, batch)
         with tf.GradientTape(watch_accessed_variables=training) as tape:
             # 3. Restore, and the per-image loss: mean squared (or absolute) error.
-            restored = self.network(inputs, training=training)
-            per_image = self.per_image_loss(restored, targets)
+            restored, per_image = self.objective(inputs, targets, training)
             mean_loss = batch.mean(per_image)
         if training:
             gradients = tape.gradient(mean_loss, self.trainable_variables)
@@ -162,6 +163,11 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         self.loss_tracker.update_state(per_image)
         self.psnr_tracker.update_state(unit_psnr(restored, targets))
         return step_logs(self.metrics)
+
+    def objective(self, inputs, targets, training):
+        """`(restored images, per-image loss)` of one batch."""
+        restored = self.network(inputs, training=training)
+        return restored, self.per_image_loss(restored, targets)
 
     def per_image_loss(self, restored, targets):
         """Per image: mean squared (or absolute) error, plus `ssim_weight * (1 - SSIM)` of the
@@ -269,7 +275,9 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
                 checked against what fixed and blind models were trained on.
             scale: int. The SR factor the caller expects; checked against the model's.
             tile: int. Tile side in input pixels. Defaults to `default_tile()` (from the
-                memory available and the network's width).
+                memory available and the network's width). Networks holding a `WholeImage`
+                layer (a curve from the whole image's statistics) run on whole images and
+                refuse a tile size.
         """
         options = self.check_apply_options(sigma, scale, tile)
         images = self.check_images(images)
@@ -279,12 +287,19 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
     restore = apply
 
     def check_apply_options(self, sigma=None, scale=None, tile=None):
-        """`{"sigma": level the network runs at or None, "tile": side}`, checked."""
+        """`{"sigma": level the network runs at or None, "tile": side, or None for whole
+        images}`, checked."""
         if tile is not None and tile < 1:
             raise ValueError(f"tile must be a positive number of pixels, got {tile}.")
+        whole = [layer.name for layer in network_layers(self.network)
+                 if isinstance(layer, WholeImage)]
+        if whole and tile is not None:
+            raise ValueError(f"{self.network.name} computes {whole[0]!r} from the whole image, "
+                             "so tiles would each get their own result; apply it without a "
+                             "tile size (images are enhanced whole).")
         return {"sigma": self.degradation.check_options(self.conditioned, sigma=sigma,
                                                         scale=scale),
-                "tile": tile or self.default_tile()}
+                "tile": None if whole else tile or self.default_tile()}
 
     @property
     def tile_margin(self):
@@ -310,7 +325,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         height, width = int(images.shape[1]), int(images.shape[2])
         levels = tf.fill([tf.shape(images)[0]], tf.cast(0.0 if sigma is None else sigma,
                                                         tf.float32))
-        if height <= tile and width <= tile:
+        if tile is None or (height <= tile and width <= tile):
             return unit_to_uint8(self.restore_graph(tf.cast(images, tf.float32) / 255.0,
                                                         levels))
         margin = self.tile_margin
