@@ -3,7 +3,6 @@
 import functools
 
 from kerasgen.callbacks import StepDecay
-
 from kerasgen.models.enhancement.darkening import Darken
 from kerasgen.models.enhancement.networks import build_lowlight_unet, unet_receptive_field
 from kerasgen.models.enhancement.trainer import LowLightEnhancer
