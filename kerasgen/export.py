@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasgen.precision import float32_copy, network_layers
+from kerasgen.precision import float32_copy, marked_layers
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 EXPORT_FORMATS = ("saved_model", "tflite")
@@ -47,15 +47,14 @@ class FloatInInt8:
 
 def quantizations_of(networks, supported=QUANTIZATIONS):
     """`supported`, less "int8" where one of `networks` holds a `NoFullInt8` layer."""
-    broken = any(isinstance(layer, NoFullInt8) for network in networks
-                 for layer in network_layers(network))
+    broken = bool(marked_layers(networks, NoFullInt8))
     return tuple(kind for kind in supported if not (broken and kind == "int8"))
 
 
 def int8_float_ops_of(networks):
     """The TFLite op types the `FloatInInt8` layers of `networks` keep in float, sorted."""
-    return tuple(sorted({op for network in networks for layer in network_layers(network)
-                         if isinstance(layer, FloatInInt8) for op in layer.int8_float_ops}))
+    return tuple(sorted({op for layer in marked_layers(networks, FloatInInt8)
+                         for op in layer.int8_float_ops}))
 
 
 @dataclasses.dataclass

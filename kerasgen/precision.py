@@ -163,6 +163,13 @@ def network_layers(model):
     return model._flatten_layers(include_self=False, recursive=True)
 
 
+def marked_layers(networks, marker):
+    """The layers below `networks` that are instances of `marker` (a marker class such as
+    `FullPrecision`), in order."""
+    return [layer for network in networks for layer in network_layers(network)
+            if isinstance(layer, marker)]
+
+
 def _float32_layers(model):
     """The ids of the layers that stay float32 in a reduced-precision model: every network's
     output layers and the `FullPrecision` layers, each with its sublayers."""

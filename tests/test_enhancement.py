@@ -421,6 +421,8 @@ def test_curve_weight_adds_the_global_curves_own_l1_error(mirrored_strategy):
                                rtol=1e-4)
     np.testing.assert_allclose(restored.numpy(), curve, atol=1e-6)
     assert LowLightEnhancer.from_config(model.get_config()).curve_weight == 0.5
+    # The supervised curve is the last one, the corrected one (the builder's order).
+    assert precision.marked_layers([model.network], GlobalGamma)[-1].name == "global_gamma"
     with pytest.raises(ValueError, match="has none; build it with global_curve=True"):
         tiny_unet(curve_weight=1.0)
     with pytest.raises(ValueError, match="curve_weight must be >= 0"):

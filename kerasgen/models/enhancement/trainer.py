@@ -13,6 +13,7 @@ from kerasgen.data import restoration as data
 from kerasgen.export import ServingSpec
 from kerasgen.models.enhancement.networks import GlobalGamma
 from kerasgen.models.restoration.trainer import Restorer
+from kerasgen.precision import marked_layers
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -38,13 +39,11 @@ class LowLightEnhancer(Restorer):
         super().__init__(network, degradation, **kwargs)
         if float(curve_weight) < 0:
             raise ValueError(f"curve_weight must be >= 0, got {curve_weight}.")
-        curves = [layer for layer in self.network.layers if isinstance(layer, GlobalGamma)]
-        if float(curve_weight) and not curves:
+        if float(curve_weight) and not marked_layers([self.network], GlobalGamma):
             raise ValueError(f"curve_weight={curve_weight} supervises a global curve, and "
                              f"{self.network.name} has none; build it with global_curve=True "
                              "or leave curve_weight at 0.")
         self.curve_weight = float(curve_weight)
-        self._curve = curves[-1] if curves else None
 
     def objective(self, inputs, targets, training):
         """The output and its loss, plus `curve_weight` x the global curve's own L1 error."""
@@ -55,8 +54,9 @@ class LowLightEnhancer(Restorer):
         # networks behaves differently in training, so it takes no `training` flag).
         outputs = self.__dict__.get("_with_curve")
         if outputs is None:
+            curve = marked_layers([self.network], GlobalGamma)[-1]  # the corrected one
             outputs = self.__dict__["_with_curve"] = keras.Function(
-                self.network.inputs[0], [self.network.outputs[0], self._curve.output])
+                self.network.inputs[0], [self.network.outputs[0], curve.output])
         restored, curve = outputs(inputs)
         curve_error = tf.reduce_mean(tf.abs(tf.cast(curve, tf.float32) - targets), axis=[1, 2, 3])
         return restored, self.per_image_loss(restored, targets) + self.curve_weight * curve_error

@@ -17,7 +17,7 @@ from kerasgen.export import ServingSpec
 from kerasgen.layers import WholeImage
 from kerasgen.metrics import unit_psnr
 from kerasgen.models.base import NestedObjects, SeededModel, SingleOptimizer
-from kerasgen.precision import network_layers
+from kerasgen.precision import marked_layers
 from kerasgen.tasks import ImageToImageModel
 
 COLORS = ("grey", "rgb", "y")  # "y": the network sees the BT.601 luma of RGB images
@@ -291,8 +291,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         images}`, checked."""
         if tile is not None and tile < 1:
             raise ValueError(f"tile must be a positive number of pixels, got {tile}.")
-        whole = [layer.name for layer in network_layers(self.network)
-                 if isinstance(layer, WholeImage)]
+        whole = [layer.name for layer in marked_layers([self.network], WholeImage)]
         if whole and tile is not None:
             raise ValueError(f"{self.network.name} computes {whole[0]!r} from the whole image, "
                              "so tiles would each get their own result; apply it without a "
