@@ -67,6 +67,15 @@ class GenerativeModel:
         raise ValueError(f"A {self.name!r} model draws its samples in one step; it has no "
                          "animation.")
 
+    def start_from(self, source, description):
+        """Fine-tuning: set this new model's networks to those of `source` (a run or a shipped
+        model, see `kerasgen.store.load_model`). By default every network from its namesake;
+        a model with training-only copies (an EMA generator) also starts them from what a
+        shipped model folded them into."""
+        from kerasgen.models.base import copy_layer_weights
+
+        copy_layer_weights(source, self, description)
+
     def inference_model(self):
         """A new model that samples as this one does and holds no more than sampling needs
         (what `kerasgen.store.ship_model` writes): by default a copy with the same weights;
@@ -234,6 +243,13 @@ class Task:
         weights, without optimizer state."""
         return copy_with_weights(model)
 
+    def start_from(self, model, source, description):
+        """Fine-tuning: set the new `model`'s networks to those of `source` (a run or a
+        shipped model of the same kind), each from its namesake."""
+        from kerasgen.models.base import copy_layer_weights
+
+        copy_layer_weights(source, model, description)
+
     # `kerasgen sample` (tasks whose verb is "sample"): how many samples by default, the
     # model's own flags, and the files written.
     default_samples = 64
@@ -308,6 +324,9 @@ class Generation(LabelledImages):
 
     def inference_model(self, model):
         return model.inference_model()
+
+    def start_from(self, model, source, description):
+        model.start_from(source, description)
 
     def sample_options(self, model):
         return method_options(model.generate)

@@ -26,7 +26,6 @@ import keras
 
 from kerasgen import export, precision as precisions
 from kerasgen.distribute import gather_from_replicas, worker_role
-from kerasgen.models.base import copy_layer_weights
 from kerasgen.callbacks import (CorruptFileError, ResumableCheckpoint, StopOnNonFinite,
                                 latest_checkpoint, load_keras_file, load_latest_checkpoint)
 from kerasgen.export import EXPORT_FORMATS, export_model
@@ -196,7 +195,7 @@ def train(
         model, initial_epoch, checkpoint = load_latest_checkpoint(run_dir / "checkpoints")
         if model is None:
             model = task.build(preset, config, source, model_kwargs, seed)
-            _start_from(model, init_from)
+            _start_from(task, model, init_from)
             precisions.set_precision(model, config["precision"])
             if preset.compile is not None:
                 preset.compile(model)
@@ -229,13 +228,13 @@ def train(
     return result
 
 
-def _start_from(model, init_from):
+def _start_from(task, model, init_from):
     """Set a new run's networks to those of a shipped model or run (`init_from`, if any),
-    which must match by name and shape; the optimizer starts afresh."""
+    which must match by name and shape (`Task.start_from`); the optimizer starts afresh."""
     if init_from is not None:
         from kerasgen.store import load_model
 
-        copy_layer_weights(load_model(init_from), model, f"--init {init_from}")
+        task.start_from(model, load_model(init_from), f"--init {init_from}")
 
 
 def _check_same_start(strategy, initial_epoch, run_dir):

@@ -140,6 +140,43 @@ def test_init_starts_a_run_from_a_shipped_models_weights_and_refuses_other_netwo
     assert not (tmp_path / "sr").exists()
 
 
+def test_init_from_a_shipped_ema_gan_starts_both_generators_from_its_ema_weights(
+        tmp_path, monkeypatch):
+    # A shipped GAN holds one generator (the EMA weights); a new EMA run needs two.
+    monkeypatch.setenv(store.SAVED_MODELS_ENV, str(tmp_path / "sm"))
+    source = _trained_cgan()
+    for weight in source.generator.trainable_weights:  # so that the test can tell them apart
+        weight.assign(weight + 0.05)
+    store.ship_model(source, "cgan_tiny", "# cgan_tiny\n")
+    (tmp_path / "run").mkdir()
+    source.save(tmp_path / "run" / "model.keras")
+    common = dict(dataset="digits", image_size=16, epochs=1, steps_per_epoch=1, batch_size=16,
+                  model_options={"latent_dim": 8, "base_filters": 8}, export_formats=(),
+                  verbose=0)
+
+    # One step (Adam at 2e-4; the EMA warmed up to 0.18) moves no trainable weight much from
+    # the start (batch-norm statistics move more: momentum 0.9 on other data).
+    def distance(network, start):
+        return max(np.abs(a.numpy() - b.numpy()).max() for a, b in zip(
+            network.trainable_weights, start.trainable_weights))
+
+    shipped = training.train("cgan", out_dir=tmp_path / "a", init_from="cgan_tiny", **common)
+    for network in (shipped.model.generator, shipped.model.ema_generator):
+        assert distance(network, source.ema_generator) < 1e-3
+    assert distance(shipped.model.discriminator, source.discriminator) < 1e-3
+    # From a run folder, each network starts from its namesake.
+    run = training.train("cgan", out_dir=tmp_path / "b", init_from=str(tmp_path / "run"),
+                         **common)
+    assert distance(run.model.generator, source.generator) < 1e-3
+    # The EMA after one step: (2 / 11) of where it started (the run's EMA generator, 0.05 from
+    # its generator), the rest the new generator.
+    for ema, start, new in zip(run.model.ema_generator.trainable_weights,
+                               source.ema_generator.trainable_weights,
+                               run.model.generator.trainable_weights):
+        np.testing.assert_allclose(ema.numpy(), 2 / 11 * start.numpy() + 9 / 11 * new.numpy(),
+                                   atol=1e-5)
+
+
 # --- the shipped generative models --------------------------------------------------------
 
 def test_shipped_cgan_mnist_draws_the_digit_it_is_asked_for(tmp_path, monkeypatch):

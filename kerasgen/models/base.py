@@ -51,6 +51,16 @@ def ema_folded_copy(model, network, ema_network):
     return copy
 
 
+def ema_unfolded_start(model, source, network, ema_network, description):
+    """For `start_from`: `model`'s networks from `source`'s namesakes, where `source` is a run
+    (its EMA network, if any, as it was) or a model shipped by `ema_folded_copy` (no EMA
+    network: its `network` holds the EMA weights, and the EMA network starts from them too)."""
+    ema = getattr(model, ema_network)
+    folded = ema is not None and getattr(source, ema_network, None) is None
+    copy_layer_weights(source, model, description,
+                       {ema.name: getattr(source, network)} if folded else None)
+
+
 def copy_layer_weights(source, target, source_description, overrides=None):
     """Set every layer of the wrapper `target` that has weights (its networks) to the weights
     of the same-named layer of the wrapper `source` (`overrides`: `{target layer name: source

@@ -23,7 +23,7 @@ from kerasgen.layers import BatchNormalization
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import (LatentSampling, NetworkOptimizers, SeededModel,
-                                  ema_folded_copy, latents_from_seeds, update_moving_average,
+                                  ema_folded_copy, ema_unfolded_start, latents_from_seeds, update_moving_average,
                                   warmed_up_decay)
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation, GenerativeModel
@@ -344,6 +344,10 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
         """A copy whose generator holds the weights sampling uses (the EMA copy's, when there
         is one) and that keeps no EMA copy: a shipped GAN carries one generator, not two."""
         return ema_folded_copy(self, "generator", "ema_generator")
+
+    def start_from(self, source, description):
+        """Fine-tuning from a run or a shipped model (whose generator holds the EMA weights)."""
+        ema_unfolded_start(self, source, "generator", "ema_generator", description)
 
     def generate(self, inputs):
         """Images in [-1, 1] for what `sample_inputs` returns, in inference mode."""

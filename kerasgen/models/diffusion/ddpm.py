@@ -22,7 +22,7 @@ from kerasgen.data import to_uint8
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import (NestedObjects, SeededModel, SeedSampling, SingleOptimizer,
-                                  check_labels, ema_folded_copy, seeded_draws,
+                                  check_labels, ema_folded_copy, ema_unfolded_start, seeded_draws,
                                   unpack_labelled, update_moving_average, warmed_up_decay)
 from kerasgen.models.diffusion.schedule import NoiseSchedule
 from kerasgen.tasks import GenerativeModel
@@ -136,6 +136,10 @@ class DDPM(SeedSampling, SingleOptimizer, GenerativeModel, NestedObjects, Seeded
         """A copy whose network holds the weights sampling uses (the EMA copy's, when there
         is one) and that keeps no EMA copy: a shipped model carries one network, not two."""
         return ema_folded_copy(self, "network", "ema_network")
+
+    def start_from(self, source, description):
+        """Fine-tuning from a run or a shipped model (whose network holds the EMA weights)."""
+        ema_unfolded_start(self, source, "network", "ema_network", description)
 
     @property
     def metrics(self):
