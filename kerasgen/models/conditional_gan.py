@@ -162,7 +162,7 @@ class ConditionalGAN(DCGAN):
 
 
 def build_conditional_gan(image_shape, num_classes, latent_dim=100, base_filters=64, seed=None,
-                          ema=False):
+                          ema=False, r1_weight=0.0):
     """A `ConditionalGAN` with DCGAN-sized networks.
 
     Args:
@@ -173,6 +173,7 @@ def build_conditional_gan(image_shape, num_classes, latent_dim=100, base_filters
         seed: int. Defaults to None.
         ema: bool. Add an EMA copy of the generator, which training keeps (see `DCGAN`).
             Defaults to False.
+        r1_weight: float. The R1 penalty's gamma (see `DCGAN`). Defaults to 0 (none).
     """
     generator = build_conditional_generator(latent_dim, num_classes, image_shape, base_filters,
                                             seed=seed)
@@ -181,6 +182,7 @@ def build_conditional_gan(image_shape, num_classes, latent_dim=100, base_filters
         build_projection_discriminator(num_classes, image_shape, base_filters, seed=seed),
         seed=seed,
         ema_generator=ema_copy(generator, ema),
+        r1_weight=r1_weight,
         name="cgan",
     )
 

@@ -180,6 +180,11 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
             when present. Defaults to None.
         ema_decay: float. Decay of that average, warmed up as min(decay, (1 + n) / (10 + n))
             at optimizer step n. Defaults to 0.999.
+        r1_weight: float. gamma of the R1 penalty, gamma / 2 * ||grad_x D(x)||^2 on real
+            images, added to the discriminator's loss (Mescheder et al. 2018,
+            https://arxiv.org/abs/1801.04406, eq. 9): it keeps the discriminator from
+            sharpening without bound, which lets a long run converge instead of drifting.
+            Defaults to 0 (none, the DCGAN paper's).
 
     Example:
         >>> gan = DCGAN(build_generator(100, (32, 32, 1)), build_discriminator((32, 32, 1)))
@@ -190,10 +195,13 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
     """
 
     def __init__(self, generator, discriminator, seed=None, ema_generator=None, ema_decay=0.999,
-                 **kwargs):
+                 r1_weight=0.0, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
+        if not r1_weight >= 0.0:
+            raise ValueError(f"r1_weight must be 0 (no penalty) or positive, got {r1_weight}.")
+        self.r1_weight = float(r1_weight)
         self.generator = generator
         self.discriminator = discriminator
         self.ema_generator = ema_generator
@@ -289,11 +297,11 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
 
             # 2. Update D on the real minibatch and on G(z) (G held fixed).
             with g_tape.stop_recording(), tf.GradientTape() as d_tape:
-                real_logits = self._discriminator_call(real_images, labels, training=True)
+                real_logits, penalty = self._real_logits_and_r1(real_images, labels)
                 fake_logits = self._discriminator_call(
                     tf.stop_gradient(fake_images), labels, training=True)
                 d_per_example = d_loss_fn(real_logits, fake_logits)
-                d_loss = batch.mean(d_per_example)
+                d_loss = batch.mean(d_per_example + penalty)
             d_gradients = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
             self.d_optimizer.apply_gradients(
                 zip(d_gradients, self.discriminator.trainable_variables))
@@ -313,6 +321,16 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
         self.g_loss_tracker.update_state(g_per_example)
         return step_logs(self.metrics)
 
+    def _real_logits_and_r1(self, real_images, labels):
+        """D's logits on the real batch, and the per-example R1 penalty (0 without one)."""
+        if not self.r1_weight:
+            return self._discriminator_call(real_images, labels, training=True), 0.0
+        with tf.GradientTape() as tape:
+            tape.watch(real_images)
+            logits = self._discriminator_call(real_images, labels, training=True)
+        gradients = tf.cast(tape.gradient(logits, real_images), tf.float32)
+        return logits, 0.5 * self.r1_weight * tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
+
     def _update_ema(self):
         """After the generator's step: its EMA copy, if any, moves towards it."""
         if self.ema_generator is not None:
@@ -327,6 +345,7 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
             "ema_generator": (keras.saving.serialize_keras_object(self.ema_generator)
                               if self.ema_generator is not None else None),
             "ema_decay": self.ema_decay,
+            "r1_weight": self.r1_weight,
         })
         return config
 
