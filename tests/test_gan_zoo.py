@@ -178,6 +178,20 @@ def test_r1_penalty_against_closed_form_and_in_the_discriminator_step(tmp_path,
                                mirrored_strategy)
 
 
+def test_cgan_r1_preset_trains_with_its_penalty_and_decays_both_rates(tmp_path, data_dir):
+    from kerasgen import training
+
+    result = training.train("cgan_r1", epochs=4, steps_per_epoch=1, batch_size=8,
+                            data_dir=data_dir, out_dir=tmp_path / "run", export_formats=(),
+                            verbose=0, model_options={"latent_dim": 8, "base_filters": 8})
+    gan = result.model
+    assert gan.r1_weight == 1.0 and gan.ema_generator is not None
+    assert gan.image_shape == (28, 28, 1) and gan.num_classes == 10
+    # LinearDecay over 4 epochs, constant for 2: the last epoch trains at 2e-4 * (1 - 2 / 3).
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4 / 3)
+
+
 def test_wgan_gp_round_trip_and_mirrored_step(tmp_path, mirrored_strategy):
     gan = tiny_wgan(seed=4)
     gan.fit(random_images(16), batch_size=8, epochs=1, verbose=0)
