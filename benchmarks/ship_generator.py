@@ -10,8 +10,8 @@ What is measured is the shipped model itself (`kerasgen.store.ship_model`: the E
 a GAN, weights rounded to float16 with `--weight-dtype float16`), written to a temporary folder
 and loaded back, not the run's model.
 
-e.g. `kerasgen train cgan --dataset mnist --epochs 40 --steps-per-epoch 500 --out runs/cgan_mnist`
-then `python benchmarks/ship_generator.py runs/cgan_mnist cgan_mnist`.
+e.g. `kerasgen train cgan_r1 --precision bf16 --seed 1 --out runs/cgan_r1` then
+`python benchmarks/ship_generator.py runs/cgan_r1 cgan_mnist --weight-dtype float16`.
 """
 
 import argparse
@@ -71,6 +71,8 @@ def main():
     options = ", ".join(f"{key}={value}" for key, value in config["model_kwargs"].items())
     steps_flag = (f" --steps-per-epoch {config['steps_per_epoch']}"
                   if config["steps_per_epoch"] else "")
+    steps_flag += f" --seed {config['seed']}" if config["seed"] else ""
+    steps_flag += f" --precision {row['precision']}" if row["precision"] != "float32" else ""
     storage = ("float16 (rounded from the float32 it trained in; the figures below are\n  "
                "the shipped model's)" if args.weight_dtype == "float16" else "float32")
     card = f"""# {args.name}
