@@ -23,8 +23,8 @@ from kerasgen.layers import BatchNormalization
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
 from kerasgen.models.base import (LatentSampling, NetworkOptimizers, SeededModel,
-                                  ema_folded_copy, ema_unfolded_start, latents_from_seeds, update_moving_average,
-                                  warmed_up_decay)
+                                  ema_folded_copy, ema_unfolded_start, latents_from_seeds,
+                                  update_moving_average, warmed_up_decay)
 from kerasgen.models.preset import ModelPreset
 from kerasgen.tasks import Generation, GenerativeModel
 
@@ -184,7 +184,8 @@ class DCGAN(NetworkOptimizers, LatentSampling, GenerativeModel, SeededModel):
             images, added to the discriminator's loss (Mescheder et al. 2018,
             https://arxiv.org/abs/1801.04406, eq. 9): it keeps the discriminator from
             sharpening without bound, which lets a long run converge instead of drifting.
-            Defaults to 0 (none, the DCGAN paper's).
+            The `d_loss` metric stays the adversarial term alone. Defaults to 0 (none, the
+            DCGAN paper's).
 
     Example:
         >>> gan = DCGAN(build_generator(100, (32, 32, 1)), build_discriminator((32, 32, 1)))
