@@ -69,10 +69,10 @@ def main():
         (args.wall_minutes, "min wall"), (args.cpu_minutes, "CPU-min"))
         if value is not None) or "not recorded"
     options = ", ".join(f"{key}={value}" for key, value in config["model_kwargs"].items())
-    steps_flag = (f" --steps-per-epoch {config['steps_per_epoch']}"
+    flags = (f" --steps-per-epoch {config['steps_per_epoch']}"
                   if config["steps_per_epoch"] else "")
-    steps_flag += f" --seed {config['seed']}" if config["seed"] else ""
-    steps_flag += f" --precision {row['precision']}" if row["precision"] != "float32" else ""
+    flags += f" --seed {config['seed']}" if config["seed"] else ""
+    flags += f" --precision {row['precision']}" if row["precision"] != "float32" else ""
     storage = ("float16 (rounded from the float32 it trained in; the figures below are\n  "
                "the shipped model's)" if args.weight_dtype == "float16" else "float32")
     card = f"""# {args.name}
@@ -82,7 +82,7 @@ it with `kerasgen sample {args.name} [--num N] [--seed S]` (a labelled row per c
 class-conditional models) or `kerasgen.store.load_model('{args.name}')`.
 
 ## Training
-- `kerasgen train {config['model']} --dataset {config['dataset']} --epochs {config['epochs']}{steps_flag}`:
+- `kerasgen train {config['model']} --dataset {config['dataset']} --epochs {config['epochs']}{flags}`:
   {steps} steps at batch {config['batch_size']}, seed {config['seed']}, precision
   {row['precision']}.
 - Shipped weights: {storage}; what sampling needs, no optimizer state (a GAN's
