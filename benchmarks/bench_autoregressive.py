@@ -4,14 +4,15 @@ sampling speed three ways.
 
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py train \
         [--model pixelcnn|row_lstm|diagonal_bilstm|draw] [--curve-images 1000] \
-        [--curve-k 1] [--final-k K] [--epochs N] \
+        [--curve-k 1] [--final-k K] [--epochs N] [--batch-size B] \
         [--out benchmarks/results]
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_autoregressive.py checkpoints \
         RUN_DIR [--curve-images 1000] [--curve-k 1] [--every 1]
     python benchmarks/bench_autoregressive.py speed [--batch-size 16] [--repeats 3]
 
 `train` runs the preset to its end (or to `--epochs`, its learning-rate schedule stretched to
-them) in a resumable run folder (`OUT/<model>_mnist`; run it again after an interruption),
+them; `--batch-size` replaces the preset's batch) in a resumable run folder
+(`OUT/<model>_mnist`; run it again after an interruption),
 evaluates the NLL of the first `--curve-images` test images after every epoch (`curve.jsonl`:
 steps, wall seconds, process CPU seconds, NLL) and of all 10,000 at the end, binarised once with
 seed 0 (the VAE benchmark's test set). The PixelCNN's NLL is exact; DRAW's is
@@ -95,8 +96,8 @@ def train(args):
     curve_path = run_dir / "curve.jsonl"
     run_dir.mkdir(parents=True, exist_ok=True)
     curve = LikelihoodCurve(curve_path, images[:args.curve_images], args.curve_k)
-    training.train(args.model, out_dir=run_dir, epochs=args.epochs, verbose=2,
-                   callbacks=[curve])
+    training.train(args.model, out_dir=run_dir, epochs=args.epochs,
+                   batch_size=args.batch_size, verbose=2, callbacks=[curve])
     report = evaluation.evaluate_likelihood(run_dir, num_importance_samples=args.final_k)
     write_table(args, run_dir, LikelihoodCurve.read(curve_path), report,
                 Path(args.out) / f"{args.model}.md")
@@ -214,14 +215,18 @@ def main():
                         help="checkpoints: evaluate every N-th epoch checkpoint")
     parser.add_argument("--final-k", type=int,
                         help="importance samples at the end (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int,
+                        help="train: the batch (default: the preset's); speed: images sampled "
+                             "at once (default: 16)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     if (args.command == "checkpoints") != (args.run_dir is not None):
         raise SystemExit("A run folder is what `checkpoints` takes, and only it.")
+    if args.command == "speed" and args.batch_size is None:
+        args.batch_size = 16
     for name in ("curve_images", "curve_k", "every", "batch_size", "repeats"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got "
                              f"{getattr(args, name)}.")
     {"train": train, "checkpoints": checkpoints, "speed": speed}[args.command](args)
