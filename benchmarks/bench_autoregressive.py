@@ -226,9 +226,9 @@ def main():
     if args.command == "speed" and args.batch_size is None:
         args.batch_size = 16
     for name in ("curve_images", "curve_k", "every", "batch_size", "repeats"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got "
-                             f"{getattr(args, name)}.")
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
     {"train": train, "checkpoints": checkpoints, "speed": speed}[args.command](args)
 
 

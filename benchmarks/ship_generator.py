@@ -70,7 +70,7 @@ def main():
         if value is not None) or "not recorded"
     options = ", ".join(f"{key}={value}" for key, value in config["model_kwargs"].items())
     flags = (f" --steps-per-epoch {config['steps_per_epoch']}"
-                  if config["steps_per_epoch"] else "")
+             if config["steps_per_epoch"] else "")
     flags += f" --seed {config['seed']}" if config["seed"] else ""
     flags += f" --precision {row['precision']}" if row["precision"] != "float32" else ""
     storage = ("float16 (rounded from the float32 it trained in; the figures below are\n  "

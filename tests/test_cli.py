@@ -31,8 +31,8 @@ def test_list_and_unknown_model_errors(capsys):
     recorded = json.loads((store.saved_models_dir() / "dncnn_grey_s25" / "metrics.json")
                           .read_text())["rows"][0]
     assert "dncnn_grey_s25" in shipped and f"{recorded['psnr']:.2f} dB" in shipped
-    assert listed == ["beta_vae", "cgan", "cgan_r1", "classifier", "context_encoder", "convlstm", "cvae",
-                      "cyclegan", "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2",
+    assert listed == ["beta_vae", "cgan", "cgan_r1", "classifier", "context_encoder", "convlstm",
+                      "cvae", "cyclegan", "dcgan", "ddpm", "ddpm_conditional", "deepfill_v2",
                       "diagonal_bilstm", "dncnn", "dncnn_blind", "dncnn_color", "draw", "drrn",
                       "edsr", "espcn", "ffdnet", "ffdnet_color", "fsrcnn", "iwae",
                       "lowlight_curve_unet", "lowlight_unet", "pconv_unet", "pix2pix",
