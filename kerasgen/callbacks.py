@@ -203,6 +203,28 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """At each epoch's end (before the checkpoint), sets an image-to-image model's batch
+    norms to their population statistics on training batches (`model.recompute_batch_norm`):
+    checkpoints and the final model then infer with statistics of their own weights, not the
+    moving averages of earlier ones. Training is unchanged (it normalises by each batch).
+
+    Args:
+        dataset: str. The run's training set (or folder).
+        batch_size: int. The run's batch size.
+        seed: int. The run's seed; the statistics' batches are drawn from their own stream.
+        data_dir: str. Defaults to None (`KERASGEN_DATA_DIR`).
+    """
+
+    def __init__(self, dataset, batch_size, seed=0, data_dir=None):
+        super().__init__()
+        self.arguments = dict(dataset=dataset, batch_size=batch_size, seed=seed,
+                              data_dir=data_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.recompute_batch_norm(**self.arguments)
+
+
 class EpochSchedule(keras.callbacks.Callback):
     """Sets the learning rate of every optimizer of the model at the start of each epoch.
 

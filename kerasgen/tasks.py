@@ -152,7 +152,8 @@ class ImageToImageModel:
     Keras' own `evaluate` keeps its meaning). The keyword options of `apply` and `benchmark`
     (e.g. `sigma`, `direction`) become the CLI flags of `kerasgen apply` and `kerasgen
     evaluate`. Optional: `check_apply_options`,
-    `read_image`, `read_inputs` (per-file inputs beside the image) and `training_figures`.
+    `read_image`, `read_inputs` (per-file inputs beside the image), `recompute_batch_norm`
+    and `training_figures`.
     """
 
     def apply(self, images, **options):
@@ -180,6 +181,13 @@ class ImageToImageModel:
         """An endless `tf.data.Dataset` of training batches, a function of the seed and the
         batch index alone, starting at batch `start_batch` (exact resume)."""
         raise NotImplementedError
+
+    def recompute_batch_norm(self, dataset, batch_size, seed=0, data_dir=None):
+        """Set batch norms' moving statistics to their population statistics on training
+        batches (`kerasgen.layers.recompute_batch_norm_statistics`), without touching the
+        training stream; returns the batches used (0: nothing to do, the default)."""
+        del dataset, batch_size, seed, data_dir
+        return 0
 
     def training_figures(self, run_dir, dataset, data_dir=None):
         """`{name: png path}` written after training; none by default."""
@@ -232,7 +240,7 @@ class Task:
         """`(endless dataset, steps per epoch)`, the dataset starting at `initial_epoch`."""
         raise NotImplementedError
 
-    def callbacks(self, model, run_dir, config, source):
+    def callbacks(self, model, run_dir, config, source, data_dir=None):
         return []
 
     def finish(self, result, config, source, data_dir):
@@ -314,7 +322,7 @@ class Generation(LabelledImages):
     def __init__(self, labelled=False):
         self.labelled = labelled
 
-    def callbacks(self, model, run_dir, config, source):
+    def callbacks(self, model, run_dir, config, source, data_dir=None):
         from kerasgen.callbacks import SampleGrid
 
         images, labels = source
@@ -401,6 +409,13 @@ class ImageToImage(Task):
         steps = endless_data_steps(config)
         return model.training_data(config["dataset"], config["batch_size"], seed=config["seed"],
                                    data_dir=data_dir, start_batch=initial_epoch * steps), steps
+
+    def callbacks(self, model, run_dir, config, source, data_dir=None):
+        from kerasgen.callbacks import PreciseBatchNorm
+
+        # Before every checkpoint: batch norms' population statistics on the training data.
+        return [PreciseBatchNorm(dataset=config["dataset"], batch_size=config["batch_size"],
+                                 seed=config["seed"], data_dir=data_dir)]
 
     def finish(self, result, config, source, data_dir):
         result.figures = result.model.training_figures(result.run_dir, config["dataset"],

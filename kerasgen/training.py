@@ -260,7 +260,7 @@ def _train_into(run_dir, model, initial_epoch, checkpoint, preset, config, sourc
         checkpoints = ResumableCheckpoint(run_dir / "checkpoints")
         callbacks = [
             guard,
-            *task.callbacks(model, run_dir, config, source),
+            *task.callbacks(model, run_dir, config, source, data_dir),
             keras.callbacks.TensorBoard(run_dir / "logs", write_graph=False),
             checkpoints,
             *callbacks,

@@ -163,6 +163,63 @@ class BatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+def batch_norms(model):
+    """The `keras.layers.BatchNormalization` layers in `model`, at any depth."""
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def recompute_batch_norm_statistics(model, forward, batches):
+    """Set the moving statistics of every batch norm in `model` to the population statistics
+    of `batches` under the current weights ("precise BN": Wu & Johnson 2021, section 3,
+    https://arxiv.org/abs/2105.07576).
+
+    Training normalises with each batch's own statistics, inference with moving averages
+    (momentum 0.99: about the last 100 batches), which earlier weights produced: at a high
+    learning rate they lag the weights, and inference then runs a network that training
+    never saw. FFDNet after 10,500 steps at 1e-3 read 27.26 dB on a validation set (Set14 in
+    grey, sigma 25) with the moving averages and 29.69 with these statistics (DnCNN-S:
+    30.06 and 30.31).
+
+    Args:
+        model: a `keras.Model` (or layer) holding the batch norms, at any depth.
+        forward: callable. `forward(batch)` runs the network in training mode on one batch
+            (no gradients are applied).
+        batches: iterable of batches for `forward`.
+
+    Returns:
+        int: the number of batches used; 0 (and nothing changed) without batch norms.
+    """
+    norms = batch_norms(model)
+    if not norms:
+        return 0
+    momenta = [norm.momentum for norm in norms]
+    means = [0.0] * len(norms)
+    squares = [0.0] * len(norms)
+    count = 0
+    try:
+        for norm in norms:
+            norm.momentum = 0.0  # each training-mode call then stores its batch's statistics
+        for batch in batches:
+            forward(batch)
+            count += 1
+            for index, norm in enumerate(norms):
+                mean = norm.moving_mean.numpy().astype("float64")
+                means[index] = means[index] + mean
+                squares[index] = squares[index] + norm.moving_variance.numpy() + mean ** 2
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+    if not count:
+        raise ValueError("recompute_batch_norm_statistics got no batches.")
+    for norm, total, total_square in zip(norms, means, squares):
+        mean = total / count
+        # The population variance: the batches' mean variance plus their means' spread.
+        norm.moving_mean.assign(mean.astype("float32"))
+        norm.moving_variance.assign((total_square / count - mean ** 2).clip(0).astype("float32"))
+    return count
+
+
 @keras.saving.register_keras_serializable(package="kerasgen")
 class InstanceNormalization(FullPrecision, keras.layers.Layer):
     """Normalises every channel of every image over its height and width.

@@ -14,7 +14,7 @@ from kerasgen.data import pad_to_multiple, unit_to_uint8
 from kerasgen.data import restoration as data
 from kerasgen.distribute import ReplicaBatch, step_logs
 from kerasgen.export import ServingSpec
-from kerasgen.layers import WholeImage
+from kerasgen.layers import WholeImage, batch_norms, recompute_batch_norm_statistics
 from kerasgen.metrics import unit_psnr
 from kerasgen.models.base import NestedObjects, SeededModel, SingleOptimizer
 from kerasgen.precision import marked_layers
@@ -66,6 +66,9 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             `patch_size * scale` HR pixels). Defaults to 40 (DnCNN's).
         min_size: int. Smallest input side: the network's receptive field. Defaults to 1.
         size_multiple: int. Inputs are reflect-padded to a multiple of this. Defaults to 1.
+        batch_norm_batches: int. Training batches whose population statistics the network's
+            batch norms get at every epoch's end (`recompute_batch_norm`); 0 keeps Keras'
+            moving averages. Defaults to 32.
         seed: int. Seed of the degradation stream. Defaults to None.
     """
 
@@ -73,7 +76,8 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
     nested = ("network", "degradation")
 
     def __init__(self, network, degradation, color="grey", loss="l2", patch_size: int = 40,
-                 min_size=1, size_multiple=1, ssim_weight: float = 0.0, seed=None, **kwargs):
+                 min_size=1, size_multiple=1, ssim_weight: float = 0.0,
+                 batch_norm_batches: int = 32, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; valid: {list(LOSSES)}.")
@@ -84,6 +88,9 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         if float(ssim_weight) and int(patch_size) * degradation.scale < SSIM_WINDOW:
             raise ValueError(f"The SSIM loss needs patches of at least {SSIM_WINDOW} pixels (its "
                              f"window), got patch_size={patch_size}.")
+        if int(batch_norm_batches) < 0:
+            raise ValueError(f"batch_norm_batches must be >= 0, got {batch_norm_batches}.")
+        self.batch_norm_batches = int(batch_norm_batches)
         self.ssim_weight = float(ssim_weight)
         self.network = network
         self.degradation = degradation
@@ -134,7 +141,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             return images
         return [images, self.degradation.condition_input(condition)]
 
-    def _unpack(self, data_batch, batch):
+    def _unpack(self, data_batch, batch, seed_generator=None):
         if isinstance(data_batch, (tuple, list)):
             if len(data_batch) != 2:
                 raise ValueError("fit takes clean images, or (degraded, clean) pairs.")
@@ -146,7 +153,8 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             return self._network_inputs(self.to_network_color(degraded), condition), \
                 self.to_network_color(clean)
         targets = self.to_network_color(tf.cast(data_batch, tf.float32))
-        degraded, condition = self.degradation.degrade(targets, batch, self.seed_generator)
+        degraded, condition = self.degradation.degrade(targets, batch,
+                                                       seed_generator or self.seed_generator)
         return self._network_inputs(degraded, condition), targets
 
     def _step(self, data_batch, training):
@@ -199,6 +207,28 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         images = data.load_images(dataset, data_dir, channels=self.image_channels)
         return data.patch_dataset(images, self.training_patch_side(patch_size), batch_size,
                                   seed=seed, start_batch=start_batch)
+
+    def recompute_batch_norm(self, dataset, batch_size, seed=0, data_dir=None):
+        """The network's batch norms get the population statistics of `batch_norm_batches`
+        training batches, degraded by their own noise stream (the training stream and the
+        weights are untouched; the same batches every time, so a resumed run matches)."""
+        if not self.batch_norm_batches or not batch_norms(self.network):
+            return 0
+        # Offset seeds: other patches than the run's first batches, other noise.
+        clean_batches = self.training_data(dataset, batch_size, seed=seed + 1,
+                                           data_dir=data_dir).take(self.batch_norm_batches)
+        strategy = self.distribute_strategy
+        with strategy.scope():  # one stream state for every replica, as the model's own
+            noise = keras.random.SeedGenerator(seed + 1)
+
+        def forward(clean):
+            inputs, _ = self._unpack(clean, ReplicaBatch(tf.shape(clean)[0]), noise)
+            self.network(inputs, training=True)
+
+        # Each replica normalises its share of the global batch, as in training.
+        return recompute_batch_norm_statistics(
+            self.network, lambda clean: strategy.run(forward, args=(clean,)),
+            strategy.experimental_distribute_dataset(clean_batches))
 
     def training_patch_side(self, patch_size=None):
         """Side of the clean training patches (`patch_size`, default the model's, times the
@@ -416,5 +446,6 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             "min_size": self.min_size,
             "size_multiple": self.size_multiple,
             "ssim_weight": self.ssim_weight,
+            "batch_norm_batches": self.batch_norm_batches,
         })
         return config
