@@ -1,9 +1,12 @@
 """Diffusion benchmark of a trained run: the DDIM steps table (domain FD at 10 / 20 / 50 / 100
 steps, as in table 1 of Song et al. 2021), sampling speed (float32 and the bf16 policy, 20 and
-50 steps) and inpainting on test digits beside the classical inpainters.
+50 steps), for class-conditional runs the guidance table (FD and the share of samples that the
+domain classifier labels as asked, per guidance scale), and for unconditional runs inpainting
+on test digits beside the classical inpainters.
 
     KERASGEN_DATA_DIR=../shared/data python benchmarks/bench_diffusion.py RUN_DIR \
-        [--num-samples 2000] [--steps 10 20 50 100] [--inpaint-images 100] [--out FILE.json]
+        [--num-samples 2000] [--steps 10 20 50 100] [--guidance 0 1 2 4] \
+        [--inpaint-images 100] [--out FILE.json]
 
 FD uses kerasgen's domain classifier of the run's dataset (the shipped one when no
 `runs/classifier_<dataset>` exists) against the real test split, with the real floor (train
@@ -46,6 +49,39 @@ def steps_table(run_dir, steps, num_samples, seed=0):
     return rows
 
 
+def label_accuracy(model, classifier, num_samples, seed=0, **generate_options):
+    """Share of a conditional model's samples (labels cycling over the classes, as
+    `sample_inputs` gives them) that the domain classifier assigns to their label."""
+    correct = 0
+    batches = evaluation.generated_batches(model, num_samples, batch_size=250, seed=seed,
+                                           **generate_options)
+    for start, images in zip(range(0, num_samples, 250), batches):
+        _, labels = model.sample_inputs(len(images), seed=seed + start)
+        predicted = np.argmax(classifier.predict(images, verbose=0), axis=-1)
+        correct += int(np.sum(predicted == labels.numpy()))
+    return correct / num_samples
+
+
+def guidance_table(run_dir, model, scales, num_samples, num_steps, seed=0):
+    """FD (against the test split, with its floor) and label accuracy per guidance scale
+    (Ho & Salimans 2022: 0 samples unconditionally, 1 conditionally, above 1 is guided)."""
+    config = training.read_run_config(run_dir)
+    classifier = evaluation.load_domain_classifier(config["dataset"], model.image_shape)
+    rows = []
+    for scale in scales:
+        options = {"num_steps": num_steps, "guidance_scale": scale}
+        result = evaluation.evaluate_run(run_dir, "fd", num_samples=num_samples, seed=seed,
+                                         generate_options=options)
+        rows.append({"guidance_scale": scale, "steps": num_steps, "fd": result["value"],
+                     "floor": result["floor"], "ratio": result["value"] / result["floor"],
+                     "label_accuracy": label_accuracy(model, classifier, num_samples, seed,
+                                                      **options)})
+        print(f"guidance {scale}: FD {result['value']:.3f} ({rows[-1]['ratio']:.2f}x the floor "
+              f"{result['floor']:.3f}), label accuracy {rows[-1]['label_accuracy']:.1%}",
+              file=sys.stderr, flush=True)
+    return rows
+
+
 def with_policy(run_dir, model, policy):
     """The run's model rebuilt under a dtype policy, with the sampling network's weights."""
     from kerasgen import registry
@@ -68,7 +104,8 @@ def with_policy(run_dir, model, policy):
 def sampling_speed(run_dir, model, steps=(20, 50), batch_size=100, repeats=2):
     rows = []
     for policy in ("float32", "mixed_bfloat16"):
-        policy_model = model if policy == "float32" else with_policy(run_dir, model, policy)
+        # Rebuilt under each policy: a run trained in bf16 loads computing in bf16.
+        policy_model = with_policy(run_dir, model, policy)
         for count in steps:
             inputs = policy_model.sample_inputs(batch_size)
             policy_model.generate(inputs, num_steps=count)  # trace
@@ -117,8 +154,11 @@ def main():
     parser.add_argument("run_dir")
     parser.add_argument("--num-samples", type=int, default=2000)
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100])
+    parser.add_argument("--guidance", type=float, nargs="+", default=[0.0, 1.0, 2.0, 4.0],
+                        help="guidance scales of the conditional table (at 50 DDIM steps)")
     parser.add_argument("--inpaint-images", type=int, default=100)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["fd", "speed", "inpaint"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["fd", "speed", "guidance", "inpaint"])
     parser.add_argument("--out", default=None, help="JSON report (default: RUN_DIR/bench.json)")
     args = parser.parse_args()
     model = training.load_run(args.run_dir)
@@ -126,6 +166,9 @@ def main():
     report = {"run": str(args.run_dir), "num_samples": args.num_samples}
     if "fd" not in args.skip:
         report["steps_table"] = steps_table(args.run_dir, args.steps, args.num_samples)
+    if "guidance" not in args.skip and model.conditional:
+        report["guidance_table"] = guidance_table(args.run_dir, model, args.guidance,
+                                                  args.num_samples, num_steps=50)
     if "speed" not in args.skip:
         report["sampling_speed"] = sampling_speed(args.run_dir, model)
     if "inpaint" not in args.skip and not model.conditional:
