@@ -335,6 +335,27 @@ def test_training_runs_save_population_batch_norm_statistics(tmp_path):
         Restorer(model.network, model.degradation, batch_norm_batches=-1)
 
 
+def test_zero_batch_norm_batches_keeps_the_moving_averages(tmp_path):
+    """`--batch-norm-batches 0` (a builder option, so a CLI flag): the run saves Keras' moving
+    averages, which a recomputation then changes, and the option survives the reload."""
+    from kerasgen.registry import get_preset
+
+    assert get_preset("ffdnet").options()["batch_norm_batches"].type is int
+    run = tmp_path / "run"
+    training.train("ffdnet", dataset="photos", epochs=1, steps_per_epoch=3, batch_size=4,
+                   out_dir=run, seed=4, export_formats=(), verbose=0, precision="float32",
+                   model_options={"depth": 4, "num_filters": 8, "patch_size": 16,
+                                  "batch_norm_batches": 0})
+    model = training.load_run(run)
+    assert model.batch_norm_batches == 0
+    saved = [v.numpy() for v in model.network.non_trainable_weights]
+    model.batch_norm_batches = 32
+    assert model.recompute_batch_norm("photos", 4, seed=4) == 32
+    changes = [np.max(np.abs(v.numpy() - value))
+               for v, value in zip(model.network.non_trainable_weights, saved)]
+    assert max(changes) > 1e-3
+
+
 def test_recomputed_batch_norm_statistics_are_the_same_under_mirrored_strategy(
         mirrored_strategy):
     models = []

@@ -6,7 +6,8 @@ import inspect
 from kerasgen.callbacks import StepDecay
 from kerasgen.models.preset import ModelPreset, forwards_kwargs
 from kerasgen.models.restoration.networks import ARCHITECTURES
-from kerasgen.models.restoration.trainer import LEARNING_RATE, Restorer, network_channels
+from kerasgen.models.restoration.trainer import (BATCH_NORM_BATCHES, LEARNING_RATE, Restorer,
+                                                 network_channels)
 from kerasgen.tasks import IMAGE_TO_IMAGE
 
 
@@ -18,14 +19,15 @@ def _architecture(name):
 
 @forwards_kwargs(lambda kwargs: (_architecture(kwargs.get("architecture", "dncnn")).degradation,
                                  _architecture(kwargs.get("architecture", "dncnn")).build))
-def build_restorer(architecture="dncnn", color="grey", loss="l2", patch_size=40, seed=0,
-                   **options):
+def build_restorer(architecture="dncnn", color="grey", loss="l2", patch_size=40,
+                   batch_norm_batches: int = BATCH_NORM_BATCHES, seed=0, **options):
     """A `Restorer` around a freshly built network and its architecture's degradation.
 
     Args:
         architecture: str. A name in `ARCHITECTURES` (which also names the degradation:
             Gaussian noise for denoisers, bicubic down-scaling for SR networks).
-        color, loss, patch_size: see `Restorer`.
+        color, loss, patch_size, batch_norm_batches: see `Restorer` (0 batches keeps the
+            batch norms' moving averages).
         seed: int. Seeds the weights and the degradation stream.
         **options: the degradation's arguments (`sigma`, `sigma_range`; `scale`) and the
             network builder's (e.g. `depth`, `num_filters`).
@@ -42,6 +44,7 @@ def build_restorer(architecture="dncnn", color="grey", loss="l2", patch_size=40,
     network_kwargs = {key: value for key, value in options.items() if key in network_arguments}
     network = spec.build(channels=network_channels(color), seed=seed, **network_kwargs)
     return Restorer(network, degradation, color=color, loss=loss, patch_size=patch_size,
+                    batch_norm_batches=batch_norm_batches,
                     min_size=spec.receptive_field(**network_kwargs),
                     size_multiple=spec.size_multiple(**network_kwargs), seed=seed)
 

@@ -24,6 +24,8 @@ COLORS = ("grey", "rgb", "y")  # "y": the network sees the BT.601 luma of RGB im
 LOSSES = ("l2", "l1")
 LEARNING_RATE = 1e-3
 SSIM_WINDOW = 11  # tf.image.ssim's Gaussian window
+# Training batches behind the batch norms' population statistics (precise BN).
+BATCH_NORM_BATCHES = 32
 
 
 def _available_memory():
@@ -77,7 +79,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
 
     def __init__(self, network, degradation, color="grey", loss="l2", patch_size: int = 40,
                  min_size=1, size_multiple=1, ssim_weight: float = 0.0,
-                 batch_norm_batches: int = 32, seed=None, **kwargs):
+                 batch_norm_batches: int = BATCH_NORM_BATCHES, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if loss not in LOSSES:
             raise ValueError(f"Unknown loss {loss!r}; valid: {list(LOSSES)}.")
