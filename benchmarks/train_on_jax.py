@@ -133,10 +133,14 @@ JOBS["unet_color_s25_p96"] = {**JOBS["unet_color_s25"], "patch": 96, "batch": 16
 # --- here: the bundle ------------------------------------------------------------------------
 
 def build_job_model(job):
-    """The TensorFlow `Restorer` of a job (kerasgen imported here only)."""
+    """The TensorFlow `Restorer` of a job (kerasgen imported here only), with the job's
+    training patch: the shipped model's config then records what it trained on, and its
+    batch norms' population statistics (`recompute_batch_norm`) come from patches of that
+    size (they depend on it: 40-pixel patches moved the shipped FFDNet's by up to 23 %)."""
     from kerasgen.models.restoration import build_restorer
 
-    return build_restorer(**job["restorer"])
+    scale = job["restorer"].get("scale", 1)  # Restorer.patch_size counts network-input pixels
+    return build_restorer(patch_size=job["patch"] // scale, **job["restorer"])
 
 
 def downscale_matrix(side, scale):

@@ -137,3 +137,11 @@ def test_bad_budgets_are_refused_naming_the_option(monkeypatch, capsys):
             train_on_jax.main()
         assert stopped.value.code == 2
         assert f"{option} must be positive, got" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["ffdnet", "fsrcnn_x3", "edsr_x2"])
+def test_a_job_model_records_the_patches_it_trains_on(name):
+    """The shipped model's config holds the job's patch side (HR pixels for SR), so its batch
+    norms' population statistics come from patches of the training size."""
+    job = train_on_jax.JOBS[name]
+    assert train_on_jax.build_job_model(job).training_patch_side() == job["patch"]
