@@ -335,6 +335,27 @@ def test_training_runs_save_population_batch_norm_statistics(tmp_path):
         Restorer(model.network, model.degradation, batch_norm_batches=-1)
 
 
+def test_batch_norm_recomputation_reads_the_images_once(monkeypatch):
+    """Every epoch recomputes the statistics; the training images are read for the first
+    only, and later calls give the same statistics from the same batches."""
+    from kerasgen.models.restoration import trainer
+
+    reads = []
+    load_images = trainer.data.load_images
+    monkeypatch.setattr(trainer.data, "load_images",
+                        lambda *args, **kwargs: reads.append(args) or load_images(*args, **kwargs))
+    model = tiny("ffdnet")
+    model.batch_norm_batches = 2
+    assert model.recompute_batch_norm("photos", 4, seed=1) == 2
+    first = [v.numpy() for v in model.network.non_trainable_weights]
+    assert model.recompute_batch_norm("photos", 4, seed=1) == 2
+    assert len(reads) == 1
+    for variable, value in zip(model.network.non_trainable_weights, first):
+        np.testing.assert_allclose(variable.numpy(), value, rtol=1e-5, atol=1e-7)
+    assert model.recompute_batch_norm("photos", 4, seed=2) == 2  # another source: read again
+    assert len(reads) == 2
+
+
 def test_zero_batch_norm_batches_keeps_the_moving_averages(tmp_path):
     """`--batch-norm-batches 0` (a builder option, so a CLI flag): the run saves Keras' moving
     averages, which a recomputation then changes, and the option survives the reload."""

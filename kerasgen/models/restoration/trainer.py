@@ -94,6 +94,7 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             raise ValueError(f"batch_norm_batches must be >= 0, got {batch_norm_batches}.")
         self.batch_norm_batches = int(batch_norm_batches)
         self.ssim_weight = float(ssim_weight)
+        self._batch_norm_source = ()  # (source, distributed clean batches), see below
         self.network = network
         self.degradation = degradation
         self.color = color
@@ -216,10 +217,17 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
         weights are untouched; the same batches every time, so a resumed run matches)."""
         if not self.batch_norm_batches or not batch_norms(self.network):
             return 0
-        # Offset seeds: other patches than the run's first batches, other noise.
-        clean_batches = self.training_data(dataset, batch_size, seed=seed + 1,
-                                           data_dir=data_dir).take(self.batch_norm_batches)
         strategy = self.distribute_strategy
+        # Built once per source, not every epoch: the images are read and stacked once. The
+        # stream is stateless, so every pass yields the same batches.
+        source = (dataset, batch_size, seed, data_dir, self.training_patch_side(),
+                  self.batch_norm_batches)
+        if self._batch_norm_source[:1] != (source,):
+            # Offset seeds: other patches than the run's first batches, other noise.
+            clean_batches = self.training_data(dataset, batch_size, seed=seed + 1,
+                                               data_dir=data_dir).take(self.batch_norm_batches)
+            self._batch_norm_source = (
+                source, strategy.experimental_distribute_dataset(clean_batches))
         with strategy.scope():  # one stream state for every replica, as the model's own
             noise = keras.random.SeedGenerator(seed + 1)
 
@@ -227,10 +235,11 @@ class Restorer(SingleOptimizer, ImageToImageModel, NestedObjects, SeededModel):
             inputs, _ = self._unpack(clean, ReplicaBatch(tf.shape(clean)[0]), noise)
             self.network(inputs, training=True)
 
-        # Each replica normalises its share of the global batch, as in training.
+        # Each replica normalises its share of the global batch, as in training. Traced
+        # anew per call: the batch norms' momentum (0 while recomputing) is read at tracing.
         return recompute_batch_norm_statistics(
-            self.network, lambda clean: strategy.run(forward, args=(clean,)),
-            strategy.experimental_distribute_dataset(clean_batches))
+            self.network, tf.function(lambda clean: strategy.run(forward, args=(clean,))),
+            self._batch_norm_source[1])
 
     def training_patch_side(self, patch_size=None):
         """Side of the clean training patches (`patch_size`, default the model's, times the
