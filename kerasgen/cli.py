@@ -2,8 +2,10 @@
 
 Verbs: `list`, `train`, `sample`, `apply` (alias `restore`, `translate`), `evaluate`, `export`.
 A model's own options are not written here: `train MODEL` takes the flags of the model's
-builder (`ModelPreset.options()`, e.g. `--sigma`, `--scale`, `--latent-dim`), and `apply` /
-`evaluate` take those of the loaded model's contract methods (`apply`, `benchmark`) (e.g. `--sigma`, `--direction`).
+builder (`ModelPreset.options()`, e.g. `--sigma`, `--scale`, `--latent-dim`), and `sample`,
+`apply` and `evaluate` take those of the loaded model's contract methods (`generate`, `apply`,
+`benchmark`; e.g. `--num-steps`, `--sigma`, `--direction`). `--help` after a model or run lists
+them.
 Which verb applies, and how, follows from the model's task (`kerasgen.tasks`).
 """
 
@@ -53,8 +55,7 @@ def _parser():
         help="train a model (resumes its --out folder); `kerasgen train MODEL --help` lists "
              "the model's own options")
     train.add_argument("model", nargs="?", help="a registered model name (see `kerasgen list`)")
-    train.add_argument("-h", "--help", action="store_true", help="show this help and the "
-                                                                  "model's own options")
+    _add_help(train)
     train.add_argument("--dataset", help="dataset name, tfds:<name>, or a folder of images")
     train.add_argument("--epochs", type=positive_int)
     train.add_argument("--batch-size", type=positive_int)
@@ -83,13 +84,18 @@ def _parser():
                             "(kerasgen list --pretrained) or a run folder of the same model")
 
     sample = commands.add_parser(
-        "sample", help="write a grid of samples from a generative run (VAEs: also "
-                       "reconstructions, interpolation and, for 2-d latents, the manifold; "
-                       "forecasters: test sequences continued, as a PNG and a GIF); "
-                       "the model's sampling options (e.g. a diffusion model's --num-steps) "
-                       "follow")
-    sample.add_argument("run_dir", help="a run folder or a shipped generative model's name "
-                                        "(e.g. cgan_mnist; see `kerasgen list --pretrained`)")
+        "sample", add_help=False,
+        usage="kerasgen sample RUN_DIR|SHIPPED [--num N] [--seed N] [--out PNG] [--data-dir DIR] "
+              "[the model's options] [-h]",
+        help="write a grid of samples from a generative run (VAEs: also "
+             "reconstructions, interpolation and, for 2-d latents, the manifold; "
+             "forecasters: test sequences continued, as a PNG and a GIF); "
+             "the model's sampling options (e.g. a diffusion model's --num-steps) "
+             "follow; `kerasgen sample RUN --help` lists them")
+    sample.add_argument("run_dir", nargs="?",
+                        help="a run folder or a shipped generative model's name "
+                             "(e.g. cgan_mnist; see `kerasgen list --pretrained`)")
+    _add_help(sample)
     sample.add_argument("--num", type=positive_int,
                         help="samples (default 64), or sequences a forecaster continues "
                              "(default 8)")
@@ -102,13 +108,19 @@ def _parser():
                                            "forecaster's test digits")
 
     apply = commands.add_parser(
-        "apply", aliases=list(APPLY_ALIASES),
+        "apply", aliases=list(APPLY_ALIASES), add_help=False,
+        usage="kerasgen apply RUN_DIR|SHIPPED INPUT... --out DIR [--overwrite] "
+              "[the model's options] [-h]",
         help="apply an image-to-image model (denoise, super-resolve, translate) to image files "
-             "of any size; the model's options (e.g. --sigma, --scale, --direction) follow")
-    apply.add_argument("model", help="a run folder or a shipped model name (see saved_models/)")
-    apply.add_argument("inputs", nargs="+", metavar="INPUT", help="PNG/JPEG/BMP files")
-    apply.add_argument("--out", required=True, help="folder for the output PNGs")
+             "of any size; the model's options (e.g. --sigma, --scale, --direction) follow; "
+             "`kerasgen apply MODEL --help` lists them")
+    apply.add_argument("model", nargs="?",
+                       help="a run folder or a shipped model name (see saved_models/)")
+    apply.add_argument("inputs", nargs="*", metavar="INPUT", help="PNG/JPEG/BMP files")
+    # Required unless --help asks for the model's options (checked in `main`).
+    apply.add_argument("--out", help="folder for the output PNGs (required)")
     apply.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_help(apply)
 
     export = commands.add_parser("export", help="export a run as SavedModel or TFLite")
     export.add_argument("run_dir")
@@ -116,11 +128,17 @@ def _parser():
     export.add_argument("--quantize", default="none", choices=QUANTIZATIONS)
 
     evaluate = commands.add_parser(
-        "evaluate", help="generative runs: FD / KID / classifier score or a VAE's test NLL; "
-                         "image-to-image models: their benchmark on --dataset (e.g. PSNR/SSIM); "
-                         "forecasters: per-frame MSE / SSIM on generated Moving MNIST test "
-                         "sequences (--num-sequences N); classifiers: test accuracy")
-    evaluate.add_argument("run_dir", help="run folder (image-to-image: or a shipped model name)")
+        "evaluate", add_help=False,
+        usage="kerasgen evaluate RUN_DIR|SHIPPED [--dataset SET] [--metric M] [...] "
+              "[the model's options] [-h]",
+        help="generative runs: FD / KID / classifier score or a VAE's test NLL; "
+             "image-to-image models: their benchmark on --dataset (e.g. PSNR/SSIM); "
+             "forecasters: per-frame MSE / SSIM on generated Moving MNIST test "
+             "sequences (--num-sequences N); classifiers: test accuracy; the model's "
+             "options follow (`kerasgen evaluate RUN --help` lists them)")
+    evaluate.add_argument("run_dir", nargs="?",
+                          help="run folder (image-to-image: or a shipped model name)")
+    _add_help(evaluate)
     evaluate.add_argument("--dataset", help="image-to-image benchmark set, e.g. BSD68, Set12, "
                                             "CBSD68, Set5, Set14 (forecasters: the digits "
                                             "to move; default: the run's)")
@@ -140,8 +158,17 @@ def _parser():
     generation.add_argument("--features", default="domain", choices=["domain", "inception"])
     generation.add_argument("--classifier", help="domain classifier run folder (default: "
                                                  "runs/classifier[_<dataset>])")
-    parser.train_parser = train
+    # The subcommands whose target (a model name, run folder or shipped model) has options of
+    # its own: `--help` lists them once the target is named.
+    parser.target_parsers = {"train": (train, "model"), "sample": (sample, "run_dir"),
+                             "apply": (apply, "model"), "evaluate": (evaluate, "run_dir")}
     return parser
+
+
+def _add_help(subparser):
+    subparser.add_argument("-h", "--help", action="store_true",
+                           help="show this help and, after a model or run, the model's own "
+                                "options")
 
 
 def _parse_bool(text):
@@ -186,10 +213,17 @@ def main(argv=None):
         args.command = "apply"
     if extra and args.command not in ("train", "apply", "evaluate", "sample"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "train" and (args.help or args.model is None):
-        parser.train_parser.print_help()
-        if args.model is None:
-            return 0 if args.help else 2
+    command_parser, target = parser.target_parsers.get(args.command, (None, None))
+    if command_parser is not None:
+        if args.help or getattr(args, target) is None:
+            command_parser.print_help()
+            if getattr(args, target) is None:
+                return 0 if args.help else 2
+        elif args.command == "apply" and not (args.inputs and args.out):
+            command_parser.error("the following arguments are required: "
+                                 + ", ".join(name for name, given in (("INPUT", args.inputs),
+                                                                      ("--out", args.out))
+                                             if not given))
     try:
         return _run(args, extra)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
@@ -229,15 +263,26 @@ def _list_shipped(store):
     return 0
 
 
-def _model_help(preset):
-    """The model's own options, after the common ones of `kerasgen train --help`."""
-    print(f"\n{preset.name}: {preset.description}\nmodel options (the builder's defaults, "
-          "with the preset's overrides):")
-    for option in preset.options().values():
+def _print_options(title, options):
+    """`--help`'s second part: a model's own options (`{name: Option}`), after the command's."""
+    print(f"\n{title}")
+    for option in options.values():
         if option.type is not None:
             usage = f"{option.flag} {option.type.__name__.upper()}"
             print(f"  {usage:26s} default: {option.default}")
+    if not any(option.type is not None for option in options.values()):
+        print("  none")
     return 0
+
+
+def _model_help(preset):
+    """The model's own options, after the common ones of `kerasgen train --help`."""
+    return _print_options(f"{preset.name}: {preset.description}\nmodel options (the builder's "
+                          "defaults, with the preset's overrides):", preset.options())
+
+
+def _loaded_help(verb, source, options):
+    return _print_options(f"options of `kerasgen {verb} {source}` (its model's own):", options)
 
 
 def _list_registered(listing):
@@ -300,6 +345,8 @@ def _run(args, extra):
     if args.command == "sample":
         model = _model_for(store.load_model, args.run_dir, "sample")
         task = tasks.task_of(model)
+        if args.help:
+            return _loaded_help("sample", args.run_dir, task.sample_options(model))
         options = _parse_options("kerasgen sample", task.sample_options(model), extra,
                                  f"Sampling a {model.name!r} model")
         # A run's samples go into its folder; a shipped model's into the current one.
@@ -324,6 +371,8 @@ def _run(args, extra):
         return 0
     if args.command == "apply":
         model = _model_for(store.load_model, args.model, "apply")
+        if args.help:
+            return _loaded_help("apply", args.model, tasks.method_options(model.apply))
         options = _parse_options("kerasgen apply", tasks.method_options(model.apply), extra,
                                  f"A {model.name!r} model")
         tasks.apply_files(model, args.inputs, args.out, overwrite=args.overwrite,
@@ -341,9 +390,19 @@ def _evaluate(args, extra):
         training.read_run_config(args.run_dir)  # a run folder, not just any folder
     model = store.load_model(args.run_dir)
     task = tasks.task_of(model)
+    # The contract method whose keyword options the command takes, if any.
+    method = (model.benchmark if task in (tasks.IMAGE_TO_IMAGE, tasks.FORECASTING)
+              else model.generate if task is tasks.GENERATION and args.metric != "nll"
+              else None)
+    if args.help:
+        return _loaded_help("evaluate", args.run_dir,
+                            tasks.method_options(method) if method is not None else {})
+    if method is not None:
+        options = _parse_options("kerasgen evaluate", tasks.method_options(method), extra,
+                                 f"Evaluating a {model.name!r} model")
+    elif extra:
+        raise ValueError(f"Evaluating a {model.name!r} model takes no {' '.join(extra)}.")
     if task is tasks.IMAGE_TO_IMAGE:
-        options = _parse_options("kerasgen evaluate", tasks.method_options(model.benchmark),
-                                 extra, f"Evaluating a {model.name!r} model")
         if args.dataset is None:
             raise ValueError("Image-to-image models are evaluated on a benchmark set: pass "
                              "--dataset (e.g. BSD68, Set12, CBSD68, Set5, Set14).")
@@ -352,17 +411,10 @@ def _evaluate(args, extra):
         print("\n".join(report["lines"]))
         return 0
     if task is tasks.FORECASTING:
-        options = _parse_options("kerasgen evaluate", tasks.method_options(model.benchmark),
-                                 extra, f"Evaluating a {model.name!r} model")
         report = model.benchmark(args.dataset or tasks.run_dataset(args.run_dir),
                                  data_dir=args.data_dir, seed=args.seed, **options)
         print("\n".join(report["lines"]))
         return 0
-    if task is tasks.GENERATION and args.metric != "nll":
-        options = _parse_options("kerasgen evaluate", tasks.method_options(model.generate),
-                                 extra, f"Evaluating a {model.name!r} model")
-    elif extra:
-        raise ValueError(f"Evaluating a {model.name!r} model takes no {' '.join(extra)}.")
     if args.dataset is not None:
         raise ValueError(f"--dataset names an image-to-image benchmark set; a {task.name} run "
                          "is evaluated on the data it was trained on.")

@@ -165,6 +165,35 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert "holds no model.keras" in capsys.readouterr().err
 
 
+def test_help_after_a_model_lists_its_own_options(tmp_path, monkeypatch, capsys):
+    """`sample`, `apply` and `evaluate` take the loaded model's options; `--help` after a
+    model or run lists them (without writing anything), and without one the command's own."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["apply", "ffdnet_grey", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--out" in out and "--sigma FLOAT" in out and "--tile INT" in out
+    assert cli.main(["evaluate", "ffdnet_grey", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "--metric" in out and "--sigma FLOAT" in out and "--tile" not in out
+    assert cli.main(["sample", "vae_mnist", "--help"]) == 0
+    assert "kerasgen sample vae_mnist` (its model's own):\n  none" in capsys.readouterr().out
+    assert cli.main(["sample", "--help"]) == 0
+    assert "--num" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+    # Without --help, what the command needs is still required.
+    assert cli.main(["sample"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["apply", "ffdnet_grey", "in.png"])
+    assert exit_info.value.code == 2
+    assert "required: --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["apply", "ffdnet_grey", "--out", "x"])
+    assert "required: INPUT" in capsys.readouterr().err
+    # A model that does not apply says which verb it has, --help or not.
+    assert cli.main(["apply", "vae_mnist", "--help"]) == 2
+    assert "use `kerasgen sample`" in capsys.readouterr().err
+
+
 def test_vae_train_resume_evaluate_nll_and_figures(tmp_path, data_dir, capsys):
     run_dir = tmp_path / "vae"
     common = ["--out", str(run_dir), "--batch-size", "32", "--steps-per-epoch", "3",

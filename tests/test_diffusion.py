@@ -359,3 +359,5 @@ def test_cli_sample_takes_the_generate_options(tmp_path, trained_conditional, ca
     assert cli.main(["sample", str(run), "--steps", "3", "--out", str(out)]) == 2
     assert ("takes no steps option; its options: --num-steps INT --eta FLOAT --guidance-scale "
             "FLOAT --sampler STR") in capsys.readouterr().err
+    assert cli.main(["sample", str(run), "--help"]) == 0
+    assert "--guidance-scale FLOAT" in capsys.readouterr().out
