@@ -649,6 +649,19 @@ def test_shipped_models_load_by_name_and_measure_what_their_cards_say(name, data
     assert written.shape == (height * model.scale, width * model.scale, model.image_channels)
 
 
+def test_shipped_restorers_record_the_patches_their_cards_state():
+    """A shipped model's `patch_size` is what it trained on: recomputing its batch-norm
+    statistics draws patches of that size, and those statistics depend on it (README,
+    "Precision"). `train_on_jax.py` once recorded the default 40 for 64-pixel training."""
+    import re
+
+    for name in sorted(SHIPPED):
+        card = (store.saved_models_dir() / name / "MODEL_CARD.md").read_text()
+        stated = re.search(r"random (\d+)-pixel patches", card)
+        if stated:
+            assert store.load_model(name).training_patch_side() == int(stated.group(1)), name
+
+
 def test_ship_model_writes_a_compressed_weights_only_model_loadable_by_name(tmp_path,
                                                                             monkeypatch):
     import zipfile
