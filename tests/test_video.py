@@ -220,3 +220,32 @@ def test_bad_inputs_are_refused_with_the_fix(tmp_path, digits):
     assert cli.main(["train", "convlstm", "--image-size", "32", "--out",
                      str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+# --- the shipped forecaster -------------------------------------------------------------------
+
+SHIPPED_FORECASTER = "convlstm_moving_mnist"
+
+
+@pytest.mark.skipif(SHIPPED_FORECASTER not in store.shipped_models(),
+                    reason="the checkout ships no ConvLSTM forecaster")
+def test_shipped_forecaster_measures_its_card_and_beats_copying_the_last_frame(
+        data_dir, tmp_path, capsys):
+    model = store.load_model(SHIPPED_FORECASTER)
+    assert getattr(model, "optimizer", None) is None
+    measured = json.loads((store.saved_models_dir() / SHIPPED_FORECASTER /
+                           "metrics.json").read_text())
+    full, check = measured["rows"]
+    assert full["mse"] < full["copy_last_mse"] and full["ssim"] > full["copy_last_ssim"]
+    # The card's figures on its first test sequences, re-measured (the full set takes minutes).
+    report = model.benchmark("mnist", num_sequences=check["num_sequences"], data_dir=data_dir)
+    assert report["model"]["mse"] == pytest.approx(check["mse"], abs=0.01)
+    assert report["model"]["ssim"] == pytest.approx(check["ssim"], abs=1e-4)
+    assert report["model"]["mse"] < report["copy_last"]["mse"]
+    card = (store.saved_models_dir() / SHIPPED_FORECASTER / "MODEL_CARD.md").read_text()
+    assert f"{full['mse']:.2f}" in card and "generated" in card
+    out = tmp_path / "by_name.png"
+    assert cli.main(["sample", SHIPPED_FORECASTER, "--num", "2", "--out", str(out),
+                     "--data-dir", str(data_dir)]) == 0
+    with Image.open(tmp_path / "by_name.gif") as gif:
+        assert gif.n_frames == model.num_input_frames + model.num_output_frames
