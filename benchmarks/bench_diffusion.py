@@ -53,12 +53,10 @@ def label_accuracy(model, classifier, num_samples, seed=0, **generate_options):
     """Share of a conditional model's samples (labels cycling over the classes, as
     `sample_inputs` gives them) that the domain classifier assigns to their label."""
     correct = 0
-    batches = evaluation.generated_batches(model, num_samples, batch_size=250, seed=seed,
-                                           **generate_options)
-    for start, images in zip(range(0, num_samples, 250), batches):
-        _, labels = model.sample_inputs(len(images), seed=seed + start)
+    for inputs in evaluation.sample_input_batches(model, num_samples, seed=seed):
+        images = model.generate(inputs, **generate_options)
         predicted = np.argmax(classifier.predict(images, verbose=0), axis=-1)
-        correct += int(np.sum(predicted == labels.numpy()))
+        correct += int(np.sum(predicted == inputs[1].numpy()))
     return correct / num_samples
 
 

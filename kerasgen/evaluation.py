@@ -57,12 +57,18 @@ def load_domain_classifier(dataset, image_shape, classifier_dir=None):
     return classifier
 
 
+def sample_input_batches(model, num_samples, batch_size=250, seed=0):
+    """`model.sample_inputs` for seeds `seed ..`, in batches: what `generated_batches` draws
+    from (a conditional model's inputs hold the labels its samples were asked for)."""
+    for start in range(0, num_samples, batch_size):
+        yield model.sample_inputs(min(batch_size, num_samples - start), seed=seed + start)
+
+
 def generated_batches(model, num_samples, batch_size=250, seed=0, **generate_options):
     """Images in [-1, 1] from `model`, for seeds `seed ..`, in batches (`generate_options`:
     the model's sampling options, e.g. a diffusion model's `num_steps`)."""
-    for start in range(0, num_samples, batch_size):
-        count = min(batch_size, num_samples - start)
-        yield model.generate(model.sample_inputs(count, seed=seed + start), **generate_options)
+    for inputs in sample_input_batches(model, num_samples, batch_size, seed):
+        yield model.generate(inputs, **generate_options)
 
 
 def _batches(images, batch_size=250):

@@ -25,7 +25,8 @@ PRESETS = {
                     "(generated from the digits) -> the next 10; forecasts as GIFs",
         task=FORECASTING, build=build_convlstm, dataset="mnist", batch_size=16, epochs=10,
         steps_per_epoch=200,
-        # Adam 1e-3 (the family's default) for 60 % of the epochs, then linearly down, as the
+        # Adam at the family's default rate for 60 % of the epochs, then linearly down, as the
         # diffusion presets (README, "Benchmarks": bench_video.py, the shipped model's run).
-        learning_rate_schedule=functools.partial(LinearDecay, 1e-3, constant_share=0.6)),
+        learning_rate_schedule=functools.partial(
+            LinearDecay, ConvLSTMForecaster.default_learning_rate, constant_share=0.6)),
 }
