@@ -49,31 +49,30 @@ def steps_table(run_dir, steps, num_samples, seed=0):
     return rows
 
 
-def label_accuracy(model, classifier, num_samples, seed=0, **generate_options):
-    """Share of a conditional model's samples (labels cycling over the classes, as
-    `sample_inputs` gives them) that the domain classifier assigns to their label."""
-    correct = 0
-    for inputs in evaluation.sample_input_batches(model, num_samples, seed=seed):
-        images = model.generate(inputs, **generate_options)
-        predicted = np.argmax(classifier.predict(images, verbose=0), axis=-1)
-        correct += int(np.sum(predicted == inputs[1].numpy()))
-    return correct / num_samples
+def label_accuracy(classifier, inputs, images):
+    """Share of a conditional model's samples (`images`, drawn for the `(seeds, labels)`
+    batches `inputs`) that the domain classifier assigns to their label."""
+    correct = sum(int(np.sum(np.argmax(classifier.predict(batch, verbose=0), axis=-1)
+                             == labels.numpy())) for batch, (_, labels) in zip(images, inputs))
+    return correct / sum(len(batch) for batch in images)
 
 
 def guidance_table(run_dir, model, scales, num_samples, num_steps, seed=0):
     """FD (against the test split, with its floor) and label accuracy per guidance scale
-    (Ho & Salimans 2022: 0 samples unconditionally, 1 conditionally, above 1 is guided)."""
+    (Ho & Salimans 2022: 0 samples unconditionally, 1 conditionally, above 1 is guided); both
+    read the same samples (labels cycling over the classes, as `sample_inputs` gives them)."""
     config = training.read_run_config(run_dir)
     classifier = evaluation.load_domain_classifier(config["dataset"], model.image_shape)
+    inputs = list(evaluation.sample_input_batches(model, num_samples, seed=seed))
     rows = []
     for scale in scales:
         options = {"num_steps": num_steps, "guidance_scale": scale}
+        images = [model.generate(batch, **options) for batch in inputs]
         result = evaluation.evaluate_run(run_dir, "fd", num_samples=num_samples, seed=seed,
-                                         generate_options=options)
+                                         generated=images)
         rows.append({"guidance_scale": scale, "steps": num_steps, "fd": result["value"],
                      "floor": result["floor"], "ratio": result["value"] / result["floor"],
-                     "label_accuracy": label_accuracy(model, classifier, num_samples, seed,
-                                                      **options)})
+                     "label_accuracy": label_accuracy(classifier, inputs, images)})
         print(f"guidance {scale}: FD {result['value']:.3f} ({rows[-1]['ratio']:.2f}x the floor "
               f"{result['floor']:.3f}), label accuracy {rows[-1]['label_accuracy']:.1%}",
               file=sys.stderr, flush=True)

@@ -53,8 +53,8 @@ def main():
     parser.add_argument("--ship", metavar="NAME", help="ship the model as NAME if it beats "
                                                        "copying the last frame")
     parser.add_argument("--card-note", default="",
-                        help="a sentence the model card adds to its budget (e.g. what a resumed "
-                             "run did differently)")
+                        help="a sentence the model card adds to its training line (what a resumed "
+                             "run did differently, how it shared the machine)")
     args = parser.parse_args()
     for name in ("epochs", "steps_per_epoch", "curve_sequences", "final_sequences"):
         value = getattr(args, name)
@@ -111,9 +111,10 @@ def ship(name, model, report, last, config, note=""):
         "schedule: 1e-3, then linearly down over the last 40 % of the epochs)." +
         (f" {note}" if note else ""),
         f"- Budget: {last['steps']} steps, {last['wall_s'] / 60:.0f} min wall, "
-        f"{last['cpu_s'] / 60:.0f} CPU-min on {len(os.sched_getaffinity(0))} of the "
-        f"{os.cpu_count()} CPU cores ({platform.machine()}) of a machine that ran other "
-        "training runs beside it.",
+        # This process's CPU affinity says nothing of the training's (`--ship` may run after
+        # it, unpinned): how the run shared the machine goes in `--card-note`.
+        f"{last['cpu_s'] / 60:.0f} CPU-min of training and per-epoch evaluation on a "
+        f"{os.cpu_count()}-core machine ({platform.machine()}).",
         f"- Weights: {model.count_params():,}, stored as float16.", "",
         *report["lines"], "",
         "Anchors (per-frame MSE / SSIM): " + ANCHORS + ".", ""])

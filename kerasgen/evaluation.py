@@ -98,7 +98,7 @@ def _measure(name, metric, real_batches, other_batches):
 
 def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feature_set="domain",
                  classifier_dir=None, data_dir=None, inception_weights="imagenet", seed=0,
-                 generate_options=None):
+                 generate_options=None, generated=None):
     """Score a generative run against real data.
 
     Args:
@@ -113,6 +113,9 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
         seed: int. First sample seed.
         generate_options: dict. Keyword options of the model's `generate` (e.g. a diffusion
             model's `num_steps`, `guidance_scale`). Defaults to none.
+        generated: list of image batches in [-1, 1] already drawn from the run's model (e.g.
+            `generated_batches`' for these seeds and options), scored instead of sampling
+            again: for a caller that also reads the samples. Defaults to None (sample).
 
     Returns:
         dict with `metric`, `value`, `floor` (the real train-vs-test figure; for the score,
@@ -147,7 +150,8 @@ def evaluate_run(run_dir, metric="fd", num_samples=10000, reference="test", feat
         return model.as_samples(images, seed)
 
     reference_images = real(reference)
-    fakes = list(generated_batches(model, num_samples, seed=seed, **(generate_options or {})))
+    fakes = generated if generated is not None else list(
+        generated_batches(model, num_samples, seed=seed, **(generate_options or {})))
     if metric == "score":
         value = _measure(metric, _make_metric(metric, extractor, probabilities), fakes, [])
         floor = _measure(metric, _make_metric(metric, extractor, probabilities),
