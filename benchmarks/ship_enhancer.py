@@ -48,6 +48,11 @@ def training_data_line(model, config, described=None):
     gamma = ("on the luminance, colour ratios kept" if share == 1 else "per channel"
              if share == 0 else f"on the luminance for {share:.0%} of the images, per channel "
              "for the others")
+    exposure = darken.get("exposure_share", 0.0)  # runs from before the option
+    if exposure:
+        shortest, longest = darken["exposure_range"]
+        gamma += (f"; {exposure:.0%} of the images instead get a shorter exposure (linear "
+                  f"light times a ratio in [{shortest:g}, {longest:g}], log-uniform)")
     rounded = ", rounded to 8 bits" if darken.get("eight_bit") else ""
     source = described or f"`{dataset}`"
     return (f"{source} (clean colour images) darkened on the fly by `Darken`: gamma in "
@@ -57,15 +62,22 @@ def training_data_line(model, config, described=None):
             "saw a LOL image: LOL's training pairs are not in the shared data.")
 
 
-def model_card(name, model, config, table, budget, weight_dtype="float32", train_data=None):
+def model_card(name, model, config, table, budget, weight_dtype="float32", train_data=None,
+               note=""):
     """The model card: the preset's description, the run's data, budget and size, and the
-    measured table."""
+    measured table. `note` is a line on how the run was trained that its folder does not
+    record (a schedule set by a script, the machine shared with other runs)."""
     preset = registry.get_preset(config["model"])
     optimizer = model.optimizer
-    rate = f"{float(optimizer.learning_rate):g}" if preset.learning_rate_schedule is None \
-        else f"the preset's schedule (ending at {float(optimizer.learning_rate):g})"
+    final_rate = float(optimizer.learning_rate)
+    # A fine-tuning run's schedule may be its script's, not the preset's: say only its end.
+    rate = (f"{final_rate:g}" if preset.learning_rate_schedule is None else
+            f"ending at {final_rate:g}" if "init_from" in config else
+            f"the preset's schedule (ending at {final_rate:g})")
+    start = (f", fine-tuned from `{config['init_from']}` (its own steps not counted)"
+             if "init_from" in config else "")
     steps = (f"{int(optimizer.iterations)} at batch {config['batch_size']} "
-             f"({config['epochs']} epochs of {config['steps_per_epoch']}), "
+             f"({config['epochs']} epochs of {config['steps_per_epoch']}){start}, "
              f"{config.get('precision', 'float32')} compute")  # runs from before the option
     stored = ("" if weight_dtype == "float32" else
               f"; shipped with {weight_dtype} weights, float32 computation, measured so")
@@ -79,7 +91,7 @@ def model_card(name, model, config, table, budget, weight_dtype="float32", train
 ## Training
 - Data: {training_data_line(model, config, train_data)}
 - Steps: {steps}, {type(optimizer).__name__} {rate}{budget}, on a 2-core CPU, no GPU.
-- Parameters: {size}{stored}.
+- Parameters: {size}{stored}.{f"{chr(10)}- {note}" if note else ""}
 
 ## Measured (`kerasgen evaluate RUN --dataset LOL|CBSD68`, the README's protocol)
 
@@ -105,6 +117,9 @@ def main():
                         help="float16 halves the file")
     parser.add_argument("--train-data", default=None,
                         help="what the run's --dataset folder holds, for the card")
+    parser.add_argument("--card-note", default="",
+                        help="a line for the card's training section: what the run folder "
+                             "does not record (a script's schedule, shared cores)")
     args = parser.parse_args()
 
     trained = training.load_run(args.run)
@@ -132,7 +147,7 @@ def main():
              "best_runnable_peer_margin_db": wins[dataset][0]}
             for dataset, report in reports.items()]
     card = model_card(args.name, trained, config, table, budget, args.weight_dtype,
-                      args.train_data)
+                      args.train_data, args.card_note)
     folder = store.ship_model(model, args.name, card, metrics={"rows": rows},
                               train_data=args.train_data or config["dataset"],
                               weight_dtype=args.weight_dtype)

@@ -71,6 +71,27 @@ def test_darkening_draws_gamma_in_its_range_and_repeats_by_seed():
                                             keras.random.SeedGenerator(5))[0].numpy(), first)
     with pytest.raises(ValueError, match="luminance_share is a share"):
         Darken(luminance_share=1.5)
+    # exposure_share: those images scaled by ratio ** (1 / 2.2), one ratio per image in the
+    # range; the others keep their gamma; share 0 draws the protocol's stream unchanged.
+    shorter = Darken((3.0, 3.0), max_shot=0.0, max_read=0.0, exposure_share=0.5,
+                     exposure_range=(0.01, 0.1))
+    mixed = shorter.degrade(clean, ReplicaBatch(6), keras.random.SeedGenerator(4))[0].numpy()
+    factors = (mixed / clean.numpy()).reshape(6, -1)
+    scaled = np.ptp(factors, axis=1) < 1e-4
+    gamma_images = [np.allclose(image, clean.numpy()[i] ** 3, rtol=1e-4, atol=1e-6)
+                    for i, image in enumerate(mixed)]
+    assert all(a != b for a, b in zip(scaled, gamma_images)) and 0 < scaled.sum() < 6
+    np.testing.assert_array_less(0.01 ** (1 / 2.2) - 1e-4, factors[scaled, 0])
+    np.testing.assert_array_less(factors[scaled, 0], 0.1 ** (1 / 2.2) + 1e-4)
+    np.testing.assert_array_equal(
+        Darken(exposure_share=0.0).degrade(clean, ReplicaBatch(6),
+                                           keras.random.SeedGenerator(5))[0].numpy(), first)
+    assert Darken.from_config(shorter.get_config()).exposure_range == (0.01, 0.1)
+    with pytest.raises(ValueError, match="exposure_share is a share"):
+        Darken(exposure_share=-0.5)
+    for bad in ((0.0, 0.1), (0.2, 0.1), (0.5, 2.0)):
+        with pytest.raises(ValueError, match="exposure_range is the linear light kept"):
+            Darken(exposure_range=bad)
     with pytest.raises(ValueError, match="gamma > 1 darkens"):
         Darken((0.5, 2.0))
     with pytest.raises(ValueError, match="Noise levels must be >= 0"):

@@ -13,7 +13,18 @@ does (RetinexNet's synthetic pairs adjust the Y channel: Wei et al. 2018, arXiv:
 section 4.1). Per-channel gamma
 exaggerates every colour cast (blue 0.38 against red 0.45 becomes 0.055 against 0.091 at gamma
 3), which Zero-DCE's Gray-World loss then learns to undo on every image, balanced or not.
+
+`exposure_share` of the images (drawn per image) get a shorter exposure instead of the gamma:
+the linear light (the sRGB display gamma 2.2 undone) scaled by an exposure ratio drawn
+log-uniformly in `exposure_range`, then the display gamma again, i.e. the stored values scaled
+by `ratio ** (1 / 2.2)`, as a camera that keeps its tone curve and shortens the exposure
+writes them (exposure scaling in linear light: Brooks et al. 2019, "Unprocessing Images for
+Learned Raw Denoising", arXiv:1811.11127; SID's short exposures, Chen et al. 2018,
+arXiv:1805.01934). A gamma darkens shadows far more than highlights; a shorter exposure darkens
+every level by the same factor, keeping the highlights' share of the range.
 """
+
+import math
 
 import keras
 import tensorflow as tf
@@ -21,6 +32,7 @@ import tensorflow as tf
 from kerasgen.layers.degradations import Degradation
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601 luma
+DISPLAY_GAMMA = 2.2  # sRGB's, approximately: stored value = linear light ** (1 / 2.2)
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -43,7 +55,8 @@ class Darken(Degradation):
     """
 
     def __init__(self, gamma_range=(2.0, 3.5), max_shot: float = 0.01, max_read: float = 0.02,
-                 luminance_share: float = 0.0, eight_bit: bool = False, **kwargs):
+                 luminance_share: float = 0.0, eight_bit: bool = False,
+                 exposure_share: float = 0.0, exposure_range=(0.01, 0.1), **kwargs):
         kwargs.setdefault("name", "darken")
         super().__init__(**kwargs)
         low, high = (float(value) for value in gamma_range)
@@ -56,6 +69,14 @@ class Darken(Degradation):
         if not 0.0 <= float(luminance_share) <= 1.0:
             raise ValueError(f"luminance_share is a share of the images, in [0, 1]; got "
                              f"{luminance_share}.")
+        if not 0.0 <= float(exposure_share) <= 1.0:
+            raise ValueError(f"exposure_share is a share of the images, in [0, 1]; got "
+                             f"{exposure_share}.")
+        shortest, longest = (float(value) for value in exposure_range)
+        if not 0.0 < shortest <= longest <= 1.0:
+            raise ValueError(f"exposure_range is the linear light kept, 0 < low <= high <= 1 "
+                             f"(0.1 = 10 times shorter); got {exposure_range}.")
+        self.exposure_share, self.exposure_range = float(exposure_share), (shortest, longest)
         self.gamma_range = (low, high)
         self.max_shot, self.max_read = float(max_shot), float(max_read)
         self.luminance_share = float(luminance_share)
@@ -84,6 +105,15 @@ class Darken(Degradation):
                 kept_colour = tf.where(tf.reshape(batch.slice(chosen), [-1, 1, 1, 1]),
                                        kept_colour, dark)
             dark = kept_colour
+        if self.exposure_share > 0:
+            # Drawn after the gamma's draws and only here: share 0 keeps the protocol's stream.
+            draws = keras.random.uniform((count, 2), seed=seed)
+            log_low, log_high = (math.log(value) for value in self.exposure_range)
+            ratio = tf.exp(log_low + (log_high - log_low) * draws[:, 0])
+            shorter = clean * tf.reshape(batch.slice(ratio ** (1.0 / DISPLAY_GAMMA)),
+                                         [-1, 1, 1, 1])
+            chosen = tf.reshape(batch.slice(draws[:, 1] < self.exposure_share), [-1, 1, 1, 1])
+            dark = tf.where(chosen, shorter, dark)
         shape = tf.concat([[count], tf.shape(clean)[1:]], axis=0)
         noise = batch.slice(keras.random.normal(shape, seed=seed))
         dark = tf.clip_by_value(dark + noise * tf.sqrt(shot * dark + read ** 2), 0.0, 1.0)
@@ -98,4 +128,6 @@ class Darken(Degradation):
     def get_config(self):
         return {**super().get_config(), "gamma_range": list(self.gamma_range),
                 "max_shot": self.max_shot, "max_read": self.max_read,
-                "luminance_share": self.luminance_share, "eight_bit": self.eight_bit}
+                "luminance_share": self.luminance_share, "eight_bit": self.eight_bit,
+                "exposure_share": self.exposure_share,
+                "exposure_range": list(self.exposure_range)}

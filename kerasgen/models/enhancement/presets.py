@@ -13,8 +13,10 @@ from kerasgen.models.restoration.trainer import LEARNING_RATE
 from kerasgen.tasks import IMAGE_TO_IMAGE
 
 
-def _darken(min_gamma, max_gamma, max_shot, max_read, luminance_share, eight_bit=False):
-    return Darken((min_gamma, max_gamma), max_shot, max_read, luminance_share, eight_bit)
+def _darken(min_gamma, max_gamma, max_shot, max_read, luminance_share, eight_bit=False,
+            exposure_share=0.0, min_exposure=0.01, max_exposure=0.1):
+    return Darken((min_gamma, max_gamma), max_shot, max_read, luminance_share, eight_bit,
+                  exposure_share, (min_exposure, max_exposure))
 
 
 @forwards_kwargs(lambda kwargs: (ZeroDCE,))
@@ -70,7 +72,9 @@ def build_lowlight_enhancer(num_filters: int = 16, depth: int = 2, global_curve:
                             curve_target: float = 0.4, min_gamma: float = 2.0,
                             max_gamma: float = 3.5, max_shot: float = 0.01,
                             max_read: float = 0.02, luminance_share: float = 0.0,
-                            eight_bit: bool = False, loss: str = "l1", ssim_weight: float = 1.0,
+                            eight_bit: bool = False, exposure_share: float = 0.0,
+                            min_exposure: float = 0.01, max_exposure: float = 0.1,
+                            loss: str = "l1", ssim_weight: float = 1.0,
                             patch_size: int = 64, seed=0, **options):
     """A `LowLightEnhancer` around a fresh U-Net (`build_lowlight_unet`), trained with
     L1 + SSIM on (darkened, clean) patches or on a pair folder's real pairs.
@@ -85,6 +89,9 @@ def build_lowlight_enhancer(num_filters: int = 16, depth: int = 2, global_curve:
         global_curve, curve_target: see `build_lowlight_unet`.
         min_gamma, max_gamma, max_shot, max_read, luminance_share, eight_bit: the synthetic
             darkening (see `Darken`).
+        exposure_share, min_exposure, max_exposure: the share of the images darkened by a
+            shorter exposure instead, and its ratio's range (`Darken`'s `exposure_share`,
+            `exposure_range`).
         loss, ssim_weight: the objective (see `Restorer`): L1 + 1 x (1 - SSIM) by default.
         patch_size: int. Training crop side, a multiple of `2**depth`, best at least the
             receptive field (`unet_receptive_field(depth)`).
@@ -93,7 +100,8 @@ def build_lowlight_enhancer(num_filters: int = 16, depth: int = 2, global_curve:
     """
     network = build_lowlight_unet(num_filters, depth, global_curve, curve_target, seed=seed)
     return LowLightEnhancer(network, _darken(min_gamma, max_gamma, max_shot, max_read,
-                                             luminance_share, eight_bit),
+                                             luminance_share, eight_bit, exposure_share,
+                                             min_exposure, max_exposure),
                             loss=loss, ssim_weight=ssim_weight, patch_size=patch_size,
                             min_size=unet_receptive_field(int(depth)),
                             size_multiple=2 ** int(depth), seed=seed, **options)
