@@ -48,16 +48,16 @@ def training_data_line(model, config, described=None):
     gamma = ("on the luminance, colour ratios kept" if share == 1 else "per channel"
              if share == 0 else f"on the luminance for {share:.0%} of the images, per channel "
              "for the others")
-    exposure = darken.get("exposure_share", 0.0)  # runs from before the option
+    exposure, shorter = darken.get("exposure_share", 0.0), ""  # runs from before the option
     if exposure:
         shortest, longest = darken["exposure_range"]
-        gamma += (f"; {exposure:.0%} of the images instead get a shorter exposure (linear "
-                  f"light times a ratio in [{shortest:g}, {longest:g}], log-uniform)")
+        shorter = (f"; {exposure:.0%} of the images instead get a shorter exposure (linear "
+                   f"light times a ratio in [{shortest:g}, {longest:g}], log-uniform)")
     rounded = ", rounded to 8 bits" if darken.get("eight_bit") else ""
     source = described or f"`{dataset}`"
     return (f"{source} (clean colour images) darkened on the fly by `Darken`: gamma in "
-            f"[{low:g}, {high:g}] {gamma}, then Poisson-Gaussian sensor noise (shot level up to "
-            f"{darken['max_shot']:g}, read noise up to {darken['max_read']:g}; LLNet's "
+            f"[{low:g}, {high:g}] {gamma}{shorter}, then Poisson-Gaussian sensor noise (shot "
+            f"level up to {darken['max_shot']:g}, read noise up to {darken['max_read']:g}; LLNet's "
             f"protocol){rounded}, per image; random crops with flips and rotations. It never "
             "saw a LOL image: LOL's training pairs are not in the shared data.")
 

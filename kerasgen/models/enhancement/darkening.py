@@ -86,12 +86,15 @@ class Darken(Degradation):
         clean = tf.cast(clean, tf.float32)  # numpy float64 arrays too
         # 1. Per image: gamma, shot and read levels, drawn for the global batch.
         count = batch.global_batch_size
+
+        def per_image(values):  # this replica's rows of global per-image draws, broadcastable
+            return tf.reshape(batch.slice(values), [-1, 1, 1, 1])
+
         levels = keras.random.uniform((count, 3), seed=seed)
         low, high = self.gamma_range
         gamma = low + (high - low) * levels[:, 0]
         shot, read = self.max_shot * levels[:, 1], self.max_read * levels[:, 2]
-        gamma, shot, read = (tf.reshape(batch.slice(value), [-1, 1, 1, 1])
-                             for value in (gamma, shot, read))
+        gamma, shot, read = (per_image(value) for value in (gamma, shot, read))
         # 2. Darken, then heteroscedastic sensor noise, clipped like a sensor's output.
         clean = tf.clip_by_value(clean, 0.0, 1.0)
         dark = tf.pow(clean, gamma)
@@ -102,18 +105,15 @@ class Darken(Degradation):
             if self.luminance_share < 1:
                 # Drawn after the levels and only here: share 0 keeps the protocol's stream.
                 chosen = keras.random.uniform((count,), seed=seed) < self.luminance_share
-                kept_colour = tf.where(tf.reshape(batch.slice(chosen), [-1, 1, 1, 1]),
-                                       kept_colour, dark)
+                kept_colour = tf.where(per_image(chosen), kept_colour, dark)
             dark = kept_colour
         if self.exposure_share > 0:
             # Drawn after the gamma's draws and only here: share 0 keeps the protocol's stream.
             draws = keras.random.uniform((count, 2), seed=seed)
             log_low, log_high = (math.log(value) for value in self.exposure_range)
             ratio = tf.exp(log_low + (log_high - log_low) * draws[:, 0])
-            shorter = clean * tf.reshape(batch.slice(ratio ** (1.0 / DISPLAY_GAMMA)),
-                                         [-1, 1, 1, 1])
-            chosen = tf.reshape(batch.slice(draws[:, 1] < self.exposure_share), [-1, 1, 1, 1])
-            dark = tf.where(chosen, shorter, dark)
+            shorter = clean * per_image(ratio ** (1.0 / DISPLAY_GAMMA))
+            dark = tf.where(per_image(draws[:, 1] < self.exposure_share), shorter, dark)
         shape = tf.concat([[count], tf.shape(clean)[1:]], axis=0)
         noise = batch.slice(keras.random.normal(shape, seed=seed))
         dark = tf.clip_by_value(dark + noise * tf.sqrt(shot * dark + read ** 2), 0.0, 1.0)
